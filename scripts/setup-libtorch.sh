@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs libtorch (the PyTorch 2.11.0 wheel from PyPI) and the two CUDA runtime libraries
+# that libtorch_cpu links against into the project-local folder .deps/python.
+# Nothing is installed system-wide. Safe to run again: it does nothing when already done.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+target="$here/.deps/python"
+stamp="$target/.hssl-libtorch-2.11.0"
+python="${PYTHON:-python3}"
+
+if [ -f "$stamp" ]; then
+    exit 0
+fi
+
+if ! command -v "$python" >/dev/null 2>&1; then
+    echo "error: $python not found; install Python 3 with pip (python3-pip), then run again" >&2
+    exit 1
+fi
+
+echo "installing libtorch (PyTorch 2.11.0 wheel) into $target ..."
+mkdir -p "$target"
+"$python" -m pip install --quiet --disable-pip-version-check --no-deps --target "$target" \
+    torch==2.11.0
+"$python" -m pip install --quiet --disable-pip-version-check --target "$target" --upgrade \
+    "cuda-toolkit[cudart,cupti]==13.0.2"
+
+for lib in "$target/torch/lib/libtorch_cpu.so" "$target/nvidia/cu13/lib/libcudart.so.13"; do
+    if [ ! -f "$lib" ]; then
+        echo "error: expected $lib after installing; the wheel layout is not the one expected" >&2
+        exit 1
+    fi
+done
+touch "$stamp"
+echo "libtorch ready in $target"

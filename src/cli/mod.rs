@@ -1,0 +1,56 @@
+//! Argument parsing and the subcommands of the `hssl` binary.
+
+mod data_cmd;
+mod pretrain_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Learns structured representations of images without labels, and measures them.
+#[derive(Debug, Parser)]
+#[command(
+    name = "hssl",
+    version,
+    about,
+    after_help = "Examples:\n  \
+        hssl data download cifar10 --dir data\n  \
+        hssl pretrain --data data/cifar-10-batches-bin --out runs/xza\n  \
+        hssl pretrain --objective xz --backbone resnet8 --max-steps 200 --out runs/xz\n  \
+        hssl pretrain --out runs/xza --resume\n\n\
+        Set RUST_LOG=debug for more detail."
+)]
+pub struct Cli {
+    /// Log more (debug level).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Pretrain an encoder by maximizing the I(X,Z) and/or I(X,A) bound.
+    Pretrain(pretrain_cmd::PretrainArgs),
+    /// Fetch data sets.
+    #[command(subcommand)]
+    Data(data_cmd::DataCommand),
+}
+
+/// Logs to standard error: `info` by default, `debug` with `--verbose`, or `RUST_LOG`.
+pub fn init_logging(verbose: bool) {
+    let default = if verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Pretrain(args) => pretrain_cmd::run(args),
+        Command::Data(cmd) => data_cmd::run(cmd),
+    }
+}

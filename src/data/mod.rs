@@ -1,0 +1,1 @@
+//! Images in: CIFAR readers, download with checksum, augmentation and view batches.

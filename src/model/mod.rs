@@ -1,0 +1,1 @@
+//! The networks: backbones, relation head, relation encoder, Gumbel-softmax, critic.
