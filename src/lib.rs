@@ -18,5 +18,6 @@ pub mod eval;
 pub mod interpret;
 pub mod model;
 pub mod objective;
+pub mod optim;
 pub mod report;
 pub mod train;

@@ -6,8 +6,8 @@ use clap::Args;
 use hssl::data::CifarKind;
 use hssl::device::DeviceChoice;
 use hssl::model::BackboneKind;
-use hssl::objective::{Estimator, Objective};
-use hssl::train::{pretrain, PretrainConfig, PretrainSummary};
+use hssl::objective::Estimator;
+use hssl::train::{pretrain, Method, PretrainConfig, PretrainSummary};
 
 /// Flags of `hssl pretrain`; each overrides the configuration file, which overrides the
 /// defaults.
@@ -26,9 +26,10 @@ pub struct PretrainArgs {
     /// Encoder: conv4 or resnet8 [default: conv4].
     #[arg(long)]
     pub backbone: Option<BackboneKind>,
-    /// Terms maximized: xz (baseline), xa, or xza (the full method) [default: xza].
+    /// What to train: xz (baseline), xa, xza (the full method), or the references
+    /// supervised and random [default: xza].
     #[arg(long)]
-    pub objective: Option<Objective>,
+    pub objective: Option<Method>,
     /// Bound: nwj, bce, bce-focal or infonce [default: nwj].
     #[arg(long)]
     pub estimator: Option<Estimator>,

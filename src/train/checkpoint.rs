@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tch::{nn::VarStore, Kind, Tensor};
 
-use crate::train::adam::Adam;
+use crate::optim::Adam;
 use crate::train::error::TrainError;
 
 /// Version of the checkpoint layout; a file of another version is refused.
@@ -233,4 +233,33 @@ mod tests {
         let err = Checkpoint::load(&path).err().unwrap().to_string();
         assert!(err.contains("checkpoint.ot") && err.contains("not a usable checkpoint"), "{err}");
     }
+}
+
+/// A trained network read back from a run folder: the checkpoint, and the configuration
+/// saved beside it (`config.toml`), which says which network to build.
+pub struct LoadedRun {
+    /// The variables, restored.
+    pub vs: VarStore,
+    /// The network over those variables.
+    pub network: crate::model::Network,
+    /// The run's configuration.
+    pub config: crate::train::config::PretrainConfig,
+    /// The checkpoint's position record.
+    pub meta: CheckpointMeta,
+}
+
+/// Loads the network saved in `checkpoint` (a file inside a run folder) onto `device`.
+pub fn load_run(checkpoint: &Path, device: tch::Device) -> Result<LoadedRun, TrainError> {
+    let config_path = checkpoint.with_file_name(crate::train::pretrain::files::CONFIG);
+    if !config_path.is_file() {
+        return Err(TrainError::BadCheckpoint {
+            path: checkpoint.to_path_buf(),
+            reason: format!("no {} beside it says which network it holds", config_path.display()),
+        });
+    }
+    let config = crate::train::config::PretrainConfig::from_file(&config_path)?;
+    let ck = Checkpoint::load(checkpoint)?;
+    let (mut vs, network) = crate::train::pretrain::build_network(&config, device);
+    ck.restore(&mut vs, "")?;
+    Ok(LoadedRun { vs, network, config, meta: ck.meta })
 }

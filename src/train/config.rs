@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::CifarKind;
 use crate::device::DeviceChoice;
 use crate::model::BackboneKind;
-use crate::objective::{Estimator, Objective};
+use crate::objective::Estimator;
+use crate::train::method::Method;
 use crate::train::error::TrainError;
 
 /// Everything that defines a pretraining run. Defaults follow the paper (SPEC.md).
@@ -17,8 +18,9 @@ use crate::train::error::TrainError;
 pub struct PretrainConfig {
     /// Encoder architecture (default `conv4`).
     pub backbone: BackboneKind,
-    /// Which mutual-information terms are maximized (default `xza`, the full method).
-    pub objective: Objective,
+    /// What is trained (default `xza`, the full method): `xz`, `xa`, `xza`, or the
+    /// reference points `supervised` and `random`.
+    pub objective: Method,
     /// Variational bound used for each term (default `nwj`).
     pub estimator: Estimator,
     /// Images per batch, `M` (default 64; at least 2).
@@ -63,7 +65,7 @@ impl Default for PretrainConfig {
     fn default() -> Self {
         Self {
             backbone: BackboneKind::Conv4,
-            objective: Objective::Xza,
+            objective: Method::Xza,
             estimator: Estimator::Nwj,
             images: 64,
             views: 32,
@@ -162,9 +164,11 @@ impl PretrainConfig {
 
     /// The fields that define what is trained; a resumed run must agree on all of them.
     /// Budget, place and speed knobs (epochs, max_steps, out, device, threads, probe
-    /// settings) may change between a run and its resumption.
+    /// settings) and the learning rate (to continue more gently after a blow-up) may
+    /// change between a run and its resumption.
     pub fn identity(&self) -> Self {
         Self {
+            learning_rate: 0.0,
             epochs: 0,
             max_steps: None,
             out: PathBuf::new(),
@@ -204,7 +208,7 @@ mod tests {
         let c = PretrainConfig::default();
         assert_eq!((c.images, c.views, c.epochs), (64, 32, 50));
         assert_eq!(c.learning_rate, 1e-3);
-        assert_eq!(c.objective, Objective::Xza);
+        assert_eq!(c.objective, Method::Xza);
         assert_eq!(c.estimator, Estimator::Nwj);
         c.validate().unwrap();
     }

@@ -16,7 +16,7 @@ use tracing::info;
 use crate::data::{self, Augmenter, Dataset, Prefetcher, Split};
 use crate::model::{Network, NetworkConfig};
 use crate::objective::{terms, PairTensors, Pairs};
-use crate::train::adam::Adam;
+use crate::optim::Adam;
 use crate::train::checkpoint::{self, Checkpoint, CheckpointMeta, FORMAT_VERSION};
 use crate::train::config::PretrainConfig;
 use crate::train::error::TrainError;
@@ -101,10 +101,13 @@ pub fn estimate_step_bytes(config: &PretrainConfig) -> f64 {
     let pairs = config.images as f64 * (config.views * (config.views - 1)) as f64;
     let edges = 56.0;
     let mut floats = views * (3.0 * 32.0 * 32.0 + per_view_encoder);
-    if config.objective.uses_xz() {
+    let Some(objective) = config.objective.objective() else {
+        return floats * 4.0;
+    };
+    if objective.uses_xz() {
         floats += pairs * config.hidden as f64 * 4.0;
     }
-    if config.objective.uses_xa() {
+    if objective.uses_xa() {
         floats += views * edges * config.hidden as f64 * 10.0;
         floats += pairs * edges * config.edge_types as f64 * 4.0;
     }
@@ -125,6 +128,11 @@ pub fn pretrain(
     mut probe: Option<&mut SurrogateProbe<'_>>,
 ) -> Result<PretrainSummary, TrainError> {
     config.validate()?;
+    let objective = config.objective.objective().ok_or_else(|| TrainError::InvalidConfig {
+        field: "objective".into(),
+        value: config.objective.to_string(),
+        expected: "a self-supervised objective (xz, xa or xza) for this loop".into(),
+    })?;
     set_threads(config.threads);
     let device = crate::device::resolve(config.device).map_err(TrainError::Device)?;
     if device == Device::Cpu {
@@ -218,7 +226,7 @@ pub fn pretrain(
             &network,
             &features,
             pairs,
-            config.objective,
+            objective,
             config.estimator,
             config.tau,
             true,

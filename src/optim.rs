@@ -1,4 +1,5 @@
-//! Adam (and SGD with momentum) over a `VarStore`, with state that checkpoints can save.
+//! Optimizers over a `VarStore`: Adam and SGD with momentum, with state that checkpoints
+//! can save.
 //!
 //! libtorch's optimizers keep their moments out of reach of the Rust bindings, so exact
 //! resumption needs our own: the update is PyTorch's Adam without weight decay,

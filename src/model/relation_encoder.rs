@@ -1,0 +1,240 @@
+//! The relation encoder `m_eta`: a factor-graph message-passing network from the slots
+//! of `z` to the logits of the edge types of a fully connected slot graph.
+
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+use super::layers;
+
+/// Linear -> ELU -> Linear -> ELU -> BatchNorm1d, the normalisation over all rows.
+#[derive(Debug)]
+struct Mlp {
+    linear1: nn::Linear,
+    linear2: nn::Linear,
+    bn: nn::BatchNorm,
+}
+
+impl Mlp {
+    fn new(path: nn::Path, in_features: i64, hidden: i64) -> Self {
+        Self {
+            linear1: layers::linear(&path / "linear1", in_features, hidden),
+            linear2: layers::linear(&path / "linear2", hidden, hidden),
+            bn: layers::batch_norm1d(&path / "bn", hidden),
+        }
+    }
+
+    /// `[..., in] -> [..., hidden]`.
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        let pre = xs.linear(&self.linear1.ws, self.linear1.bs.as_ref());
+        self.tail(&pre, train)
+    }
+
+    /// Everything after the first Linear: `[..., hidden] -> [..., hidden]`, the
+    /// BatchNorm statistics taken over every row of the leading dimensions.
+    fn tail(&self, pre: &Tensor, train: bool) -> Tensor {
+        let shape = pre.size();
+        let hidden = pre.elu().linear(&self.linear2.ws, self.linear2.bs.as_ref()).elu();
+        let width = hidden.size()[shape.len() - 1];
+        hidden.view([-1, width]).apply_t(&self.bn, train).view(shape.as_slice())
+    }
+}
+
+/// The edges `(receiver i, sender j)`, `i != j`, in row-major order of the off-diagonal
+/// entries of an `S x S` matrix: `(receivers, senders)`, each of length `S (S - 1)`.
+pub fn edge_endpoints(slots: i64) -> (Vec<i64>, Vec<i64>) {
+    let mut receivers = Vec::new();
+    let mut senders = Vec::new();
+    for receiver in 0..slots {
+        for sender in (0..slots).filter(|&sender| sender != receiver) {
+            receivers.push(receiver);
+            senders.push(sender);
+        }
+    }
+    (receivers, senders)
+}
+
+/// `m_eta`: slots `z` `[n, S, D]` -> edge-type logits `[n, E, K]`, `E = S (S - 1)`.
+///
+/// With `h` the hidden width and edges ordered as [`edge_endpoints`]:
+/// 1. `h1_i = mlp1(z_i)` (nodes);
+/// 2. `e1_ij = mlp2(cat[h1_j, h1_i])` for the edge into receiver `i` from sender `j`;
+/// 3. `h2_i = mlp3(sum_j e1_ij / S)`;
+/// 4. `e2_ij = mlp4(cat[h2_j, h2_i, e1_ij])`;
+/// 5. `logits_ij = out(e2_ij)`, a Linear(h, K).
+///
+/// Each MLP is Linear -> ELU -> Linear -> ELU -> BatchNorm1d over all its rows.
+/// Variables: `mlp1` .. `mlp4` (each `linear1`, `linear2`, `bn`) and `out`.
+#[derive(Debug)]
+pub struct RelationEncoder {
+    mlp1: Mlp,
+    mlp2: Mlp,
+    mlp3: Mlp,
+    mlp4: Mlp,
+    out: nn::Linear,
+    slots: i64,
+    hidden: i64,
+    /// Receiver slot of each edge, i64 `[E]`.
+    receivers: Tensor,
+    /// Sender slot of each edge, i64 `[E]`.
+    senders: Tensor,
+}
+
+impl RelationEncoder {
+    /// Creates the encoder for `slots` (at least 2) slots of `slot_dim` numbers, `hidden`
+    /// units wide, predicting `edge_types` edge types.
+    pub fn new(path: &nn::Path, slot_dim: i64, hidden: i64, edge_types: i64, slots: i64) -> Self {
+        let (receivers, senders) = edge_endpoints(slots);
+        let device = path.device();
+        Self {
+            mlp1: Mlp::new(path / "mlp1", slot_dim, hidden),
+            mlp2: Mlp::new(path / "mlp2", 2 * hidden, hidden),
+            mlp3: Mlp::new(path / "mlp3", hidden, hidden),
+            mlp4: Mlp::new(path / "mlp4", 3 * hidden, hidden),
+            out: layers::linear(path / "out", hidden, edge_types),
+            slots,
+            hidden,
+            receivers: Tensor::from_slice(&receivers).to_device(device),
+            senders: Tensor::from_slice(&senders).to_device(device),
+        }
+    }
+
+    /// Number of slots `S` (graph nodes).
+    pub fn slots(&self) -> i64 {
+        self.slots
+    }
+
+    /// Number of edges `E = S (S - 1)`.
+    pub fn edges(&self) -> i64 {
+        self.slots * (self.slots - 1)
+    }
+
+    /// `[n, S, D] -> [n, E, K]`, computed as the layers read: gathered and concatenated
+    /// node features per edge, and a one-hot matrix product for the edge -> node sum.
+    pub fn forward_plain(&self, z: &Tensor, train: bool) -> Tensor {
+        let h1 = self.mlp1.forward_t(z, train);
+
+        let edges = Tensor::cat(&[h1.index_select(1, &self.senders), h1.index_select(1, &self.receivers)], -1);
+        let e1 = self.mlp2.forward_t(&edges, train);
+
+        let incoming = self.receiver_one_hot(z.device()).tr().matmul(&e1) / self.slots as f64;
+        let h2 = self.mlp3.forward_t(&incoming, train);
+
+        let edges = Tensor::cat(
+            &[h2.index_select(1, &self.senders), h2.index_select(1, &self.receivers), e1],
+            -1,
+        );
+        let e2 = self.mlp4.forward_t(&edges, train);
+        e2.linear(&self.out.ws, self.out.bs.as_ref())
+    }
+
+    /// `[n, S, D] -> [n, E, K]`: the same function as [`Self::forward_plain`], faster.
+    ///
+    /// The first Linear of `mlp2` on `cat[h1_j, h1_i]` is `A h1_j + B h1_i + b`, so `A h1`
+    /// and `B h1 + b` are computed once per node (`[n, S, h]`) and added per edge through
+    /// a broadcast `[n, S, S, h]` whose off-diagonal is kept; `mlp4`'s first Linear is split
+    /// likewise into sender, receiver and edge blocks, the edge block fused into the add.
+    /// Edges into one receiver are contiguous, so the edge -> node sum is a reshape and a
+    /// sum over `S - 1` edges.
+    pub fn forward(&self, z: &Tensor, train: bool) -> Tensor {
+        let n = z.size()[0];
+        let h1 = self.mlp1.forward_t(z, train);
+
+        let e1 = self.mlp2.tail(&self.edge_linear(&self.mlp2.linear1, &h1, None), train);
+
+        let per_receiver = e1.view([n, self.slots, self.slots - 1, self.hidden]);
+        let incoming = per_receiver.sum_dim_intlist(2, false, None) / self.slots as f64;
+        let h2 = self.mlp3.forward_t(&incoming, train);
+
+        let e2 = self.mlp4.tail(&self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
+        e2.linear(&self.out.ws, self.out.bs.as_ref())
+    }
+
+    /// A Linear on `cat[node_j, node_i(, skip_ij)]` for every edge, without forming the
+    /// concatenation: `nodes [n, S, h]`, `skip [n, E, h]` -> `[n, E, out]`.
+    fn edge_linear(&self, linear: &nn::Linear, nodes: &Tensor, skip: Option<&Tensor>) -> Tensor {
+        let (n, s, h) = (nodes.size()[0], self.slots, self.hidden);
+        let sender_weight = linear.ws.narrow(1, 0, h);
+        let receiver_weight = linear.ws.narrow(1, h, h);
+        let from_sender = nodes.linear::<Tensor>(&sender_weight, None);
+        let at_receiver = nodes.linear(&receiver_weight, linear.bs.as_ref());
+        let width = from_sender.size()[2];
+
+        // [n, receiver, sender, out]; the off-diagonal entries of each S x S block, read in
+        // row-major order, are the flat entries 1.. viewed as S - 1 rows of S + 1 whose
+        // last column is the diagonal.
+        let all_pairs = at_receiver.unsqueeze(2) + from_sender.unsqueeze(1);
+        let edges = all_pairs
+            .view([n, s * s, width])
+            .narrow(1, 1, s * s - 1)
+            .view([n, s - 1, s + 1, width])
+            .narrow(2, 0, s)
+            .reshape([n * self.edges(), width]);
+        let edges = match skip {
+            Some(skip) => {
+                let skip_weight = linear.ws.narrow(1, 2 * h, h);
+                edges.addmm(&skip.view([-1, h]), &skip_weight.tr())
+            }
+            None => edges,
+        };
+        edges.view([n, self.edges(), width])
+    }
+
+    /// One-hot receiver of each edge: `[E, S]`.
+    fn receiver_one_hot(&self, device: Device) -> Tensor {
+        self.receivers.to_device(device).one_hot(self.slots).to_kind(Kind::Float)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_are_the_row_major_off_diagonal() {
+        let (receivers, senders) = edge_endpoints(3);
+        assert_eq!(receivers, vec![0, 0, 1, 1, 2, 2]);
+        assert_eq!(senders, vec![1, 2, 0, 2, 0, 1]);
+        assert_eq!(edge_endpoints(8).0.len(), 56);
+    }
+
+    #[test]
+    fn fast_and_plain_paths_agree_in_value_and_gradient() {
+        tch::manual_seed(21);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let encoder = RelationEncoder::new(&vs.root(), 3, 16, 2, 4);
+        assert_eq!(encoder.edges(), 12);
+        let z = Tensor::randn([5, 4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let probe = Tensor::randn([5, 12, 2], (Kind::Float, Device::Cpu));
+
+        let mut inputs: Vec<Tensor> = vec![z.shallow_clone()];
+        inputs.extend(vs.trainable_variables());
+        let run = |fast: bool| {
+            let logits =
+                if fast { encoder.forward(&z, true) } else { encoder.forward_plain(&z, true) };
+            assert_eq!(logits.size(), [5, 12, 2]);
+            let grads =
+                Tensor::run_backward(&[(&logits * &probe).sum(None)], &inputs, false, false);
+            (logits.detach(), grads)
+        };
+        let (fast, fast_grads) = run(true);
+        let (plain, plain_grads) = run(false);
+        assert!(fast.allclose(&plain, 1e-5, 1e-5, false));
+        for (a, b) in fast_grads.iter().zip(&plain_grads) {
+            let scale = b.norm().double_value(&[]).max(1e-6);
+            let error = (a - b).norm().double_value(&[]) / scale;
+            assert!(error < 1e-4, "relative gradient error {error}");
+        }
+    }
+
+    #[test]
+    fn eval_mode_is_per_view() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let encoder = RelationEncoder::new(&vs.root(), 8, 32, 2, 8);
+        let z = Tensor::randn([3, 8, 8], (Kind::Float, Device::Cpu));
+        let batch = encoder.forward(&z, false);
+        let alone = encoder.forward(&z.narrow(0, 1, 1), false);
+        assert_eq!(batch.size(), [3, 56, 2]);
+        assert!(batch.narrow(0, 1, 1).allclose(&alone, 1e-5, 1e-5, false));
+    }
+}
