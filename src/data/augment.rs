@@ -123,13 +123,21 @@ pub struct Augmenter {
 impl Augmenter {
     /// The method's pipeline (default [`AugmentParams`]) with `kind`'s normalization.
     pub fn new(kind: CifarKind) -> Self {
-        Augmenter { kind, params: AugmentParams::default(), mean: kind.mean(), std: kind.std() }
+        Augmenter {
+            kind,
+            params: AugmentParams::default(),
+            mean: kind.mean(),
+            std: kind.std(),
+        }
     }
 
     /// A pipeline with other settings, checked by [`AugmentParams::validate`].
     pub fn with_params(kind: CifarKind, params: AugmentParams) -> Result<Self, DataError> {
         params.validate()?;
-        Ok(Augmenter { params, ..Augmenter::new(kind) })
+        Ok(Augmenter {
+            params,
+            ..Augmenter::new(kind)
+        })
     }
 
     /// The data set whose normalization the views use.
@@ -175,7 +183,12 @@ impl Augmenter {
 
     /// Colour jitter: draws the four factors and an order, then applies them.
     fn jitter<R: Rng>(&self, rng: &mut R, pixels: &mut [f32]) {
-        let mut order = [Jitter::Brightness, Jitter::Contrast, Jitter::Saturation, Jitter::Hue];
+        let mut order = [
+            Jitter::Brightness,
+            Jitter::Contrast,
+            Jitter::Saturation,
+            Jitter::Hue,
+        ];
         order.shuffle(rng);
         let mut factor = |strength: f32| {
             let strength = f64::from(strength);
@@ -201,8 +214,8 @@ impl Augmenter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
     use crate::data::cifar::IMAGE_BYTES;
+    use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
     use crate::data::cifar::normalization_table;
@@ -210,7 +223,11 @@ mod tests {
     /// The normalized, un-augmented image, for comparisons.
     fn plain(kind: CifarKind, image: &[u8]) -> Vec<f32> {
         let table = normalization_table(kind);
-        image.iter().enumerate().map(|(i, &b)| table[i / 1024][usize::from(b)]).collect()
+        image
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| table[i / 1024][usize::from(b)])
+            .collect()
     }
 
     /// Crop of the whole image, nothing else.
@@ -259,20 +276,28 @@ mod tests {
 
     #[test]
     fn forced_flip_mirrors_rows() {
-        let params = AugmentParams { flip_probability: 1.0, ..identity() };
+        let params = AugmentParams {
+            flip_probability: 1.0,
+            ..identity()
+        };
         let augmenter = Augmenter::with_params(CifarKind::Cifar100, params).unwrap();
         let image = random_image(2);
         let mut out = vec![0.0; IMAGE_BYTES];
         augmenter.view(&image, &mut ChaCha8Rng::seed_from_u64(0), &mut out);
 
-        let mirrored: Vec<u8> =
-            image.chunks(32).flat_map(|row| row.iter().rev().copied()).collect();
+        let mirrored: Vec<u8> = image
+            .chunks(32)
+            .flat_map(|row| row.iter().rev().copied())
+            .collect();
         assert!(close(&out, &plain(CifarKind::Cifar100, &mirrored), 1e-5));
     }
 
     #[test]
     fn forced_grayscale_equalizes_channels_before_normalization() {
-        let params = AugmentParams { grayscale_probability: 1.0, ..identity() };
+        let params = AugmentParams {
+            grayscale_probability: 1.0,
+            ..identity()
+        };
         let augmenter = Augmenter::with_params(CifarKind::Cifar10, params).unwrap();
         let image = random_image(3);
         let mut out = vec![0.0; IMAGE_BYTES];
@@ -280,7 +305,9 @@ mod tests {
 
         let (mean, std) = (CifarKind::Cifar10.mean(), CifarKind::Cifar10.std());
         for pixel in [0, 100, 1023] {
-            let rgb: Vec<f32> = (0..3).map(|c| f32::from(image[c * 1024 + pixel]) / 255.0).collect();
+            let rgb: Vec<f32> = (0..3)
+                .map(|c| f32::from(image[c * 1024 + pixel]) / 255.0)
+                .collect();
             let luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2];
             for channel in 0..3 {
                 let got = out[channel * 1024 + pixel] * std[channel] + mean[channel];
@@ -308,8 +335,11 @@ mod tests {
         let mut factors = Vec::new();
         for seed in 0..20 {
             augmenter.view(&image, &mut ChaCha8Rng::seed_from_u64(seed), &mut out);
-            let raw: Vec<f32> =
-                out.iter().enumerate().map(|(i, v)| v * std[i / 1024] + mean[i / 1024]).collect();
+            let raw: Vec<f32> = out
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v * std[i / 1024] + mean[i / 1024])
+                .collect();
             let factor = raw[0] / (f32::from(image[0]) / 255.0);
             assert!((0.5..=1.5).contains(&factor), "factor {factor}");
             for (value, byte) in raw.iter().zip(&image) {
@@ -350,7 +380,10 @@ mod tests {
                 let low = -mean[channel] / std[channel] - 1e-4;
                 let high = (1.0 - mean[channel]) / std[channel] + 1e-4;
                 for &v in values {
-                    assert!(v.is_finite() && v >= low && v <= high, "value {v} out of range");
+                    assert!(
+                        v.is_finite() && v >= low && v <= high,
+                        "value {v} out of range"
+                    );
                     sums[channel][0] += f64::from(v);
                     sums[channel][1] += f64::from(v * v);
                 }
@@ -374,15 +407,48 @@ mod tests {
     #[test]
     fn bad_params_are_rejected() {
         let cases = [
-            (AugmentParams { crop_scale: [0.0, 1.0], ..AugmentParams::default() }, "crop_scale"),
-            (AugmentParams { crop_scale: [0.5, 1.2], ..AugmentParams::default() }, "crop_scale"),
-            (AugmentParams { crop_ratio: [2.0, 1.0], ..AugmentParams::default() }, "crop_ratio"),
             (
-                AugmentParams { flip_probability: 1.5, ..AugmentParams::default() },
+                AugmentParams {
+                    crop_scale: [0.0, 1.0],
+                    ..AugmentParams::default()
+                },
+                "crop_scale",
+            ),
+            (
+                AugmentParams {
+                    crop_scale: [0.5, 1.2],
+                    ..AugmentParams::default()
+                },
+                "crop_scale",
+            ),
+            (
+                AugmentParams {
+                    crop_ratio: [2.0, 1.0],
+                    ..AugmentParams::default()
+                },
+                "crop_ratio",
+            ),
+            (
+                AugmentParams {
+                    flip_probability: 1.5,
+                    ..AugmentParams::default()
+                },
                 "flip_probability",
             ),
-            (AugmentParams { contrast: -0.1, ..AugmentParams::default() }, "contrast"),
-            (AugmentParams { hue: 0.6, ..AugmentParams::default() }, "hue"),
+            (
+                AugmentParams {
+                    contrast: -0.1,
+                    ..AugmentParams::default()
+                },
+                "contrast",
+            ),
+            (
+                AugmentParams {
+                    hue: 0.6,
+                    ..AugmentParams::default()
+                },
+                "hue",
+            ),
         ];
         for (params, field) in cases {
             let err = Augmenter::with_params(CifarKind::Cifar10, params).unwrap_err();

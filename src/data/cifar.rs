@@ -41,23 +41,121 @@ const CIFAR100_COARSE_META: &str = "coarse_label_names.txt";
 const CIFAR100_COARSE_CLASSES: usize = 20;
 
 /// The CIFAR-10 class names, in label order.
-pub const CIFAR10_CLASSES: [&str; 10] =
-    ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"];
+pub const CIFAR10_CLASSES: [&str; 10] = [
+    "airplane",
+    "automobile",
+    "bird",
+    "cat",
+    "deer",
+    "dog",
+    "frog",
+    "horse",
+    "ship",
+    "truck",
+];
 
 /// The CIFAR-100 fine class names, in label order.
 pub const CIFAR100_FINE_CLASSES: [&str; 100] = [
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
-    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
-    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
-    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
-    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
-    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
-    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
-    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
-    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
+    "apple",
+    "aquarium_fish",
+    "baby",
+    "bear",
+    "beaver",
+    "bed",
+    "bee",
+    "beetle",
+    "bicycle",
+    "bottle",
+    "bowl",
+    "boy",
+    "bridge",
+    "bus",
+    "butterfly",
+    "camel",
+    "can",
+    "castle",
+    "caterpillar",
+    "cattle",
+    "chair",
+    "chimpanzee",
+    "clock",
+    "cloud",
+    "cockroach",
+    "couch",
+    "crab",
+    "crocodile",
+    "cup",
+    "dinosaur",
+    "dolphin",
+    "elephant",
+    "flatfish",
+    "forest",
+    "fox",
+    "girl",
+    "hamster",
+    "house",
+    "kangaroo",
+    "keyboard",
+    "lamp",
+    "lawn_mower",
+    "leopard",
+    "lion",
+    "lizard",
+    "lobster",
+    "man",
+    "maple_tree",
+    "motorcycle",
+    "mountain",
+    "mouse",
+    "mushroom",
+    "oak_tree",
+    "orange",
+    "orchid",
+    "otter",
+    "palm_tree",
+    "pear",
+    "pickup_truck",
+    "pine_tree",
+    "plain",
+    "plate",
+    "poppy",
+    "porcupine",
+    "possum",
+    "rabbit",
+    "raccoon",
+    "ray",
+    "road",
+    "rocket",
+    "rose",
+    "sea",
+    "seal",
+    "shark",
+    "shrew",
+    "skunk",
+    "skyscraper",
+    "snail",
+    "snake",
+    "spider",
+    "squirrel",
+    "streetcar",
+    "sunflower",
+    "sweet_pepper",
+    "table",
+    "tank",
+    "telephone",
+    "television",
+    "tiger",
+    "tractor",
+    "train",
+    "trout",
+    "tulip",
+    "turtle",
+    "wardrobe",
+    "whale",
+    "willow_tree",
+    "wolf",
+    "woman",
+    "worm",
 ];
 
 /// The CIFAR-100 coarse class (superclass) names, in label order.
@@ -185,7 +283,9 @@ impl FromStr for CifarKind {
         match name {
             "cifar10" => Ok(CifarKind::Cifar10),
             "cifar100" => Ok(CifarKind::Cifar100),
-            _ => Err(DataError::UnknownDataset { name: name.to_string() }),
+            _ => Err(DataError::UnknownDataset {
+                name: name.to_string(),
+            }),
         }
     }
 }
@@ -254,7 +354,11 @@ pub fn load(dir: &Path, kind: CifarKind, split: Split) -> Result<Dataset, DataEr
     let class_names = match kind {
         CifarKind::Cifar10 => read_class_names(&dir.join(CIFAR10_META), kind, 10)?,
         CifarKind::Cifar100 => {
-            read_class_names(&dir.join(CIFAR100_COARSE_META), kind, CIFAR100_COARSE_CLASSES)?;
+            read_class_names(
+                &dir.join(CIFAR100_COARSE_META),
+                kind,
+                CIFAR100_COARSE_CLASSES,
+            )?;
             read_class_names(&dir.join(CIFAR100_FINE_META), kind, 100)?
         }
     };
@@ -265,15 +369,21 @@ pub fn load(dir: &Path, kind: CifarKind, split: Split) -> Result<Dataset, DataEr
         read_records(&dir.join(file), kind, &mut images, &mut labels)?;
     }
 
-    Ok(Dataset { kind, images, labels, class_names })
+    Ok(Dataset {
+        kind,
+        images,
+        labels,
+        class_names,
+    })
 }
 
 /// Reads a whole file, telling a missing file apart from other I/O errors.
 fn read_file(path: &Path, kind: CifarKind) -> Result<Vec<u8>, DataError> {
     fs::read(path).map_err(|cause| match cause.kind() {
-        io::ErrorKind::NotFound => {
-            DataError::MissingFile { path: path.to_path_buf(), layout: kind.layout() }
-        }
+        io::ErrorKind::NotFound => DataError::MissingFile {
+            path: path.to_path_buf(),
+            layout: kind.layout(),
+        },
         _ => DataError::io(path, cause),
     })
 }
@@ -292,7 +402,10 @@ fn read_class_names(
     };
 
     let text = String::from_utf8(bytes).map_err(|err| {
-        bad_meta(format!("bytes that are not UTF-8 text (at byte {})", err.utf8_error().valid_up_to()))
+        bad_meta(format!(
+            "bytes that are not UTF-8 text (at byte {})",
+            err.utf8_error().valid_up_to()
+        ))
     })?;
     let names: Vec<String> = text
         .lines()
@@ -384,20 +497,27 @@ pub fn normalize(dataset: &Dataset, indices: &[usize]) -> Vec<f32> {
     let plane = IMAGE_SIDE * IMAGE_SIDE;
     let mut out = vec![0.0f32; indices.len() * IMAGE_BYTES];
 
-    out.par_chunks_mut(IMAGE_BYTES).zip(indices.par_iter()).for_each(|(values, &index)| {
-        let image = dataset.image(index);
-        for (channel, row) in table.iter().enumerate() {
-            let range = channel * plane..(channel + 1) * plane;
-            for (value, &byte) in values[range.clone()].iter_mut().zip(&image[range]) {
-                *value = row[usize::from(byte)];
+    out.par_chunks_mut(IMAGE_BYTES)
+        .zip(indices.par_iter())
+        .for_each(|(values, &index)| {
+            let image = dataset.image(index);
+            for (channel, row) in table.iter().enumerate() {
+                let range = channel * plane..(channel + 1) * plane;
+                for (value, &byte) in values[range.clone()].iter_mut().zip(&image[range]) {
+                    *value = row[usize::from(byte)];
+                }
             }
-        }
-    });
+        });
     out
 }
 
 /// Writes `records` random records of `kind`'s layout to `path`.
-fn write_records(path: &Path, kind: CifarKind, records: usize, rng: &mut ChaCha8Rng) -> io::Result<()> {
+fn write_records(
+    path: &Path,
+    kind: CifarKind,
+    records: usize,
+    rng: &mut ChaCha8Rng,
+) -> io::Result<()> {
     let mut bytes = vec![0u8; records * kind.record_bytes()];
     for record in bytes.chunks_exact_mut(kind.record_bytes()) {
         match kind {
@@ -435,7 +555,12 @@ pub fn write_cifar10(
         let records = train_records / files + usize::from(i < train_records % files);
         write_records(&dir.join(file), CifarKind::Cifar10, records, &mut rng)?;
     }
-    write_records(&dir.join(CIFAR10_TEST_FILE), CifarKind::Cifar10, test_records, &mut rng)?;
+    write_records(
+        &dir.join(CIFAR10_TEST_FILE),
+        CifarKind::Cifar10,
+        test_records,
+        &mut rng,
+    )?;
     write_names(&dir.join(CIFAR10_META), &CIFAR10_CLASSES)
 }
 
@@ -450,8 +575,18 @@ pub fn write_cifar100(
 ) -> io::Result<()> {
     fs::create_dir_all(dir)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    write_records(&dir.join(CIFAR100_TRAIN_FILE), CifarKind::Cifar100, train_records, &mut rng)?;
-    write_records(&dir.join(CIFAR100_TEST_FILE), CifarKind::Cifar100, test_records, &mut rng)?;
+    write_records(
+        &dir.join(CIFAR100_TRAIN_FILE),
+        CifarKind::Cifar100,
+        train_records,
+        &mut rng,
+    )?;
+    write_records(
+        &dir.join(CIFAR100_TEST_FILE),
+        CifarKind::Cifar100,
+        test_records,
+        &mut rng,
+    )?;
     write_names(&dir.join(CIFAR100_FINE_META), &CIFAR100_FINE_CLASSES)?;
     write_names(&dir.join(CIFAR100_COARSE_META), &CIFAR100_COARSE_CLASSES)
 }
@@ -480,7 +615,10 @@ mod tests {
         }
         let err = "cifar-10".parse::<CifarKind>().unwrap_err();
         let message = err.to_string();
-        assert!(message.contains("cifar-10") && message.contains("cifar10, cifar100"), "{message}");
+        assert!(
+            message.contains("cifar-10") && message.contains("cifar10, cifar100"),
+            "{message}"
+        );
         assert_eq!(CifarKind::Cifar100.folder_name(), "cifar-100-binary");
         assert_eq!(CifarKind::Cifar10.record_bytes(), 3073);
         assert_eq!(CifarKind::Cifar100.record_bytes(), 3074);
@@ -554,7 +692,12 @@ mod tests {
         assert!(message.contains("data_batch_3.bin"), "{message}");
         assert!(message.contains("CIFAR-10 binary layout"), "{message}");
         // The test split does not need the training files.
-        assert_eq!(load(dir.path(), CifarKind::Cifar10, Split::Test).unwrap().len(), 2);
+        assert_eq!(
+            load(dir.path(), CifarKind::Cifar10, Split::Test)
+                .unwrap()
+                .len(),
+            2
+        );
 
         let err = load(dir.path(), CifarKind::Cifar100, Split::Test).unwrap_err();
         assert!(err.to_string().contains("CIFAR-100 binary layout"), "{err}");
@@ -574,7 +717,11 @@ mod tests {
 
             let err = load(dir.path(), kind, Split::Test).unwrap_err();
             match &err {
-                DataError::PartialRecord { path: p, size, record_size } => {
+                DataError::PartialRecord {
+                    path: p,
+                    size,
+                    record_size,
+                } => {
                     assert_eq!(p, &path);
                     assert_eq!(*size, (3 * kind.record_bytes() - 100) as u64);
                     assert_eq!(*record_size, kind.record_bytes());
@@ -596,11 +743,22 @@ mod tests {
 
         let err = load(dir.path(), CifarKind::Cifar10, Split::Test).unwrap_err();
         assert!(
-            matches!(err, DataError::LabelOutOfRange { index: 4, label: 10, classes: 10, .. }),
+            matches!(
+                err,
+                DataError::LabelOutOfRange {
+                    index: 4,
+                    label: 10,
+                    classes: 10,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         let message = err.to_string();
-        assert!(message.contains("test_batch.bin") && message.contains("record 4"), "{message}");
+        assert!(
+            message.contains("test_batch.bin") && message.contains("record 4"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -615,7 +773,15 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let err = load(dir.path(), CifarKind::Cifar100, Split::Train).unwrap_err();
         assert!(
-            matches!(err, DataError::LabelOutOfRange { index: 2, field: "coarse", classes: 20, .. }),
+            matches!(
+                err,
+                DataError::LabelOutOfRange {
+                    index: 2,
+                    field: "coarse",
+                    classes: 20,
+                    ..
+                }
+            ),
             "{err:?}"
         );
 
@@ -624,7 +790,15 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         let err = load(dir.path(), CifarKind::Cifar100, Split::Train).unwrap_err();
         assert!(
-            matches!(err, DataError::LabelOutOfRange { index: 3, field: "fine", label: 100, .. }),
+            matches!(
+                err,
+                DataError::LabelOutOfRange {
+                    index: 3,
+                    field: "fine",
+                    label: 100,
+                    ..
+                }
+            ),
             "{err:?}"
         );
         assert!(err.to_string().contains("train.bin"), "{err}");
@@ -640,7 +814,10 @@ mod tests {
         assert!(matches!(err, DataError::BadMeta { .. }), "{err:?}");
         let message = err.to_string();
         assert!(message.contains("batches.meta.txt"), "{message}");
-        assert!(message.contains("exactly 10") && message.contains("found 3"), "{message}");
+        assert!(
+            message.contains("exactly 10") && message.contains("found 3"),
+            "{message}"
+        );
 
         fs::write(&meta, [0xff, 0xfe, b'\n']).unwrap();
         let err = load(dir.path(), CifarKind::Cifar10, Split::Test).unwrap_err();
@@ -653,14 +830,20 @@ mod tests {
         let err = load(dir.path(), CifarKind::Cifar100, Split::Test).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("coarse_label_names.txt"), "{message}");
-        assert!(message.contains("exactly 20") && message.contains("found 100"), "{message}");
+        assert!(
+            message.contains("exactly 20") && message.contains("found 100"),
+            "{message}"
+        );
 
         fs::write(&coarse, CIFAR100_COARSE_CLASSES.join("\r\n")).unwrap();
         fs::write(dir.path().join("fine_label_names.txt"), "apple\n").unwrap();
         let err = load(dir.path(), CifarKind::Cifar100, Split::Test).unwrap_err();
         let message = err.to_string();
         assert!(message.contains("fine_label_names.txt"), "{message}");
-        assert!(message.contains("exactly 100") && message.contains("found 1"), "{message}");
+        assert!(
+            message.contains("exactly 100") && message.contains("found 1"),
+            "{message}"
+        );
     }
 
     #[test]

@@ -11,7 +11,11 @@ pub const GRAY_WEIGHTS: [f32; 3] = [0.299, 0.587, 0.114];
 /// # Panics
 /// If the length is not a multiple of 3.
 fn planes(pixels: &mut [f32]) -> (&mut [f32], &mut [f32], &mut [f32]) {
-    assert_eq!(pixels.len() % 3, 0, "a planar RGB image holds 3 equal planes");
+    assert_eq!(
+        pixels.len() % 3,
+        0,
+        "a planar RGB image holds 3 equal planes"
+    );
     let plane = pixels.len() / 3;
     let (red, rest) = pixels.split_at_mut(plane);
     let (green, blue) = rest.split_at_mut(plane);
@@ -41,10 +45,19 @@ pub fn adjust_contrast(pixels: &mut [f32], factor: f32) {
     if red.is_empty() {
         return;
     }
-    let total: f32 = red.iter().zip(&*green).zip(&*blue).map(|((&r, &g), &b)| gray(r, g, b)).sum();
+    let total: f32 = red
+        .iter()
+        .zip(&*green)
+        .zip(&*blue)
+        .map(|((&r, &g), &b)| gray(r, g, b))
+        .sum();
     let mean = total / red.len() as f32;
 
-    for value in red.iter_mut().chain(green.iter_mut()).chain(blue.iter_mut()) {
+    for value in red
+        .iter_mut()
+        .chain(green.iter_mut())
+        .chain(blue.iter_mut())
+    {
         *value = blend(*value, mean, factor);
     }
 }
@@ -127,7 +140,9 @@ mod tests {
 
     /// A planar image of the given pixels.
     fn image(pixels: &[[f32; 3]]) -> Vec<f32> {
-        (0..3).flat_map(|c| pixels.iter().map(move |p| p[c])).collect()
+        (0..3)
+            .flat_map(|c| pixels.iter().map(move |p| p[c]))
+            .collect()
     }
 
     fn close(a: &[f32], b: &[f32]) -> bool {
@@ -186,7 +201,10 @@ mod tests {
     fn hue_turns_colours() {
         let mut pixels = image(&[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]);
         adjust_hue(&mut pixels, 1.0 / 3.0);
-        assert!(close(&pixels, &image(&[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])), "{pixels:?}");
+        assert!(
+            close(&pixels, &image(&[[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])),
+            "{pixels:?}"
+        );
 
         let mut pixels = image(&[[1.0, 0.0, 0.0]]);
         adjust_hue(&mut pixels, -0.5);
@@ -207,7 +225,10 @@ mod tests {
                     let (h, s, v) = rgb_to_hsv(rgb[0], rgb[1], rgb[2]);
                     assert!((0.0..1.0).contains(&h) && (0.0..=1.0).contains(&s));
                     let back = hsv_to_rgb(h, s, v);
-                    assert!(close(&[back.0, back.1, back.2], &rgb), "{rgb:?} -> {back:?}");
+                    assert!(
+                        close(&[back.0, back.1, back.2], &rgb),
+                        "{rgb:?} -> {back:?}"
+                    );
                 }
             }
         }

@@ -24,7 +24,12 @@ pub struct CropBox {
 impl CropBox {
     /// The whole image.
     pub fn whole() -> Self {
-        CropBox { top: 0, left: 0, height: IMAGE_SIDE, width: IMAGE_SIDE }
+        CropBox {
+            top: 0,
+            left: 0,
+            height: IMAGE_SIDE,
+            width: IMAGE_SIDE,
+        }
     }
 }
 
@@ -55,7 +60,12 @@ pub fn sample_crop<R: Rng + ?Sized>(rng: &mut R, scale: [f32; 2], ratio: [f32; 2
             let (width, height) = (width as usize, height as usize);
             let top = rng.gen_range(0..=IMAGE_SIDE - height);
             let left = rng.gen_range(0..=IMAGE_SIDE - width);
-            return CropBox { top, left, height, width };
+            return CropBox {
+                top,
+                left,
+                height,
+                width,
+            };
         }
     }
 
@@ -76,7 +86,12 @@ fn centre_crop(ratio: [f32; 2]) -> CropBox {
     let clamp_side = |x: f64| (x.round_ties_even() as usize).clamp(1, IMAGE_SIDE);
     let (height, width) = (clamp_side(height), clamp_side(width));
 
-    CropBox { top: (IMAGE_SIDE - height) / 2, left: (IMAGE_SIDE - width) / 2, height, width }
+    CropBox {
+        top: (IMAGE_SIDE - height) / 2,
+        left: (IMAGE_SIDE - width) / 2,
+        height,
+        width,
+    }
 }
 
 /// For each output position along one axis: the two source positions to blend and the
@@ -88,7 +103,11 @@ fn axis_taps(start: usize, length: usize) -> [(usize, usize, f32); IMAGE_SIDE] {
         let source = ((out as f32 + 0.5) * step - 0.5).max(0.0);
         let first = (source.floor() as usize).min(length - 1);
         let second = (first + 1).min(length - 1);
-        let weight = if first == second { 0.0 } else { source - first as f32 };
+        let weight = if first == second {
+            0.0
+        } else {
+            source - first as f32
+        };
         *tap = (start + first, start + second, weight);
     }
     taps
@@ -101,8 +120,16 @@ fn axis_taps(start: usize, length: usize) -> [(usize, usize, f32); IMAGE_SIDE] {
 /// If `image` or `out` does not hold 3,072 values, or `crop` does not lie inside the image.
 pub fn resized_crop(image: &[u8], crop: CropBox, flip: bool, out: &mut [f32]) {
     let plane = IMAGE_SIDE * IMAGE_SIDE;
-    assert_eq!(image.len(), CHANNELS * plane, "image must hold [3, 32, 32] bytes");
-    assert_eq!(out.len(), CHANNELS * plane, "output must hold [3, 32, 32] values");
+    assert_eq!(
+        image.len(),
+        CHANNELS * plane,
+        "image must hold [3, 32, 32] bytes"
+    );
+    assert_eq!(
+        out.len(),
+        CHANNELS * plane,
+        "output must hold [3, 32, 32] values"
+    );
     assert!(
         crop.height >= 1
             && crop.width >= 1
@@ -143,7 +170,9 @@ mod tests {
 
     /// An image whose value at (channel, row, column) is `column + 32 * channel`.
     fn column_ramp() -> Vec<u8> {
-        (0..3 * 1024).map(|i| ((i % 32) + 32 * (i / 1024)) as u8).collect()
+        (0..3 * 1024)
+            .map(|i| ((i % 32) + 32 * (i / 1024)) as u8)
+            .collect()
     }
 
     #[test]
@@ -177,16 +206,29 @@ mod tests {
         // The left half (16 columns) stretched to 32: output column x samples source
         // position (x + 0.5) / 2 - 0.5, clamped to [0, 15]; a ramp makes that the value.
         let image = column_ramp();
-        let crop = CropBox { top: 8, left: 0, height: 16, width: 16 };
+        let crop = CropBox {
+            top: 8,
+            left: 0,
+            height: 16,
+            width: 16,
+        };
         let mut out = vec![0.0; 3072];
         resized_crop(&image, crop, false, &mut out);
         for column in 0..32 {
             let source = ((column as f32 + 0.5) / 2.0 - 0.5).clamp(0.0, 15.0);
             let got = out[5 * 32 + column] * 255.0;
-            assert!((got - source).abs() < 1e-4, "column {column}: {got} vs {source}");
+            assert!(
+                (got - source).abs() < 1e-4,
+                "column {column}: {got} vs {source}"
+            );
         }
         // Offsets apply: a crop starting at column 10 starts from value 10 in channel 2.
-        let crop = CropBox { top: 0, left: 10, height: 32, width: 11 };
+        let crop = CropBox {
+            top: 0,
+            left: 10,
+            height: 32,
+            width: 11,
+        };
         resized_crop(&image, crop, false, &mut out);
         assert!((out[2048] * 255.0 - 74.0).abs() < 1e-4);
     }
@@ -198,7 +240,10 @@ mod tests {
         for _ in 0..2000 {
             let crop = sample_crop(&mut rng, [0.08, 1.0], [0.75, 4.0 / 3.0]);
             assert!(crop.height >= 1 && crop.width >= 1);
-            assert!(crop.top + crop.height <= 32 && crop.left + crop.width <= 32, "{crop:?}");
+            assert!(
+                crop.top + crop.height <= 32 && crop.left + crop.width <= 32,
+                "{crop:?}"
+            );
             let ratio = crop.width as f32 / crop.height as f32;
             // Rounding to whole pixels can move the ratio a little past the bounds.
             assert!((0.6..=1.6).contains(&ratio), "{crop:?}");
@@ -216,10 +261,29 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         // Full area at ratio 2 never fits: the fallback keeps the width, halves the height.
         let crop = sample_crop(&mut rng, [1.0, 1.0], [2.0, 2.0]);
-        assert_eq!(crop, CropBox { top: 8, left: 0, height: 16, width: 32 });
+        assert_eq!(
+            crop,
+            CropBox {
+                top: 8,
+                left: 0,
+                height: 16,
+                width: 32
+            }
+        );
         let crop = sample_crop(&mut rng, [1.0, 1.0], [0.25, 0.5]);
-        assert_eq!(crop, CropBox { top: 0, left: 8, height: 32, width: 16 });
+        assert_eq!(
+            crop,
+            CropBox {
+                top: 0,
+                left: 8,
+                height: 32,
+                width: 16
+            }
+        );
         // Scale 1 with ratio 1 is always the whole image.
-        assert_eq!(sample_crop(&mut rng, [1.0, 1.0], [1.0, 1.0]), CropBox::whole());
+        assert_eq!(
+            sample_crop(&mut rng, [1.0, 1.0], [1.0, 1.0]),
+            CropBox::whole()
+        );
     }
 }

@@ -130,6 +130,9 @@ pub enum DataError {
 impl DataError {
     /// Wraps an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, cause: io::Error) -> Self {
-        DataError::Io { path: path.into(), cause }
+        DataError::Io {
+            path: path.into(),
+            cause,
+        }
     }
 }

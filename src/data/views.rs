@@ -63,18 +63,22 @@ pub fn view_batch(
         return out;
     }
 
-    out.par_chunks_mut(IMAGE_BYTES).enumerate().for_each(|(slot, values)| {
-        let (block, position) = (slot / batch, slot % batch);
-        let mut rng = ChaCha8Rng::seed_from_u64(view_seed(seed, block, position));
-        augmenter.view(dataset.image(images[position]), &mut rng, values);
-    });
+    out.par_chunks_mut(IMAGE_BYTES)
+        .enumerate()
+        .for_each(|(slot, values)| {
+            let (block, position) = (slot / batch, slot % batch);
+            let mut rng = ChaCha8Rng::seed_from_u64(view_seed(seed, block, position));
+            augmenter.view(dataset.image(images[position]), &mut rng, values);
+        });
     out
 }
 
 /// A seeded permutation of `0..n`, different for every `epoch`.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
-    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(mix(seed ^ EPOCH_TAG) ^ epoch)));
+    order.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+        mix(seed ^ EPOCH_TAG) ^ epoch
+    )));
     order
 }
 
@@ -115,7 +119,13 @@ pub struct Schedule {
 impl Schedule {
     /// The steps `steps` over a data set of `n` images, `images` per batch.
     pub fn new(n: usize, images: usize, seed: u64, steps: Range<u64>) -> Self {
-        Schedule { n, images, seed, steps, epoch: None }
+        Schedule {
+            n,
+            images,
+            seed,
+            steps,
+            epoch: None,
+        }
     }
 }
 
@@ -181,7 +191,10 @@ impl Prefetcher {
                 }
             })
             .expect("cannot start the view-prefetch thread");
-        Prefetcher { receiver: Some(receiver), worker: Some(worker) }
+        Prefetcher {
+            receiver: Some(receiver),
+            worker: Some(worker),
+        }
     }
 }
 
@@ -247,11 +260,18 @@ mod tests {
                 let mut rng = ChaCha8Rng::seed_from_u64(view_seed(5, block, position));
                 augmenter.view(data.image(index), &mut rng, &mut single);
                 let at = (block * images.len() + position) * IMAGE_BYTES;
-                assert_eq!(&batch[at..at + IMAGE_BYTES], &single[..], "block {block} m {position}");
+                assert_eq!(
+                    &batch[at..at + IMAGE_BYTES],
+                    &single[..],
+                    "block {block} m {position}"
+                );
             }
         }
         // Same image at two positions still gets two different views.
-        assert_ne!(&batch[IMAGE_BYTES..2 * IMAGE_BYTES], &batch[2 * IMAGE_BYTES..3 * IMAGE_BYTES]);
+        assert_ne!(
+            &batch[IMAGE_BYTES..2 * IMAGE_BYTES],
+            &batch[2 * IMAGE_BYTES..3 * IMAGE_BYTES]
+        );
     }
 
     #[test]
@@ -304,7 +324,11 @@ mod tests {
         for n in 0..200 {
             for m in [0, 1, 2, 3, 7, 64] {
                 let order: Vec<usize> = (0..n).collect();
-                assert_eq!(batches(&order, m).len(), steps_per_epoch(n, m), "n {n}, m {m}");
+                assert_eq!(
+                    batches(&order, m).len(),
+                    steps_per_epoch(n, m),
+                    "n {n}, m {m}"
+                );
             }
         }
     }
@@ -314,7 +338,10 @@ mod tests {
         // 10 images in batches of 4: steps of 4, 4, 2 images per epoch.
         let full: Vec<_> = Schedule::new(10, 4, 8, 0..7).collect();
         assert_eq!(full.len(), 7);
-        assert_eq!(full.iter().map(|(_, b)| b.len()).collect::<Vec<_>>(), [4, 4, 2, 4, 4, 2, 4]);
+        assert_eq!(
+            full.iter().map(|(_, b)| b.len()).collect::<Vec<_>>(),
+            [4, 4, 2, 4, 4, 2, 4]
+        );
         let epoch: Vec<usize> = full[..3].iter().flat_map(|(_, b)| b.clone()).collect();
         assert_eq!(epoch, epoch_order(10, 8, 0));
         let resumed: Vec<_> = Schedule::new(10, 4, 8, 4..7).collect();
@@ -330,7 +357,10 @@ mod tests {
         let fetched: Vec<_> =
             Prefetcher::new(data.clone(), augmenter.clone(), 2, 21, steps.clone()).collect();
 
-        assert_eq!(fetched.iter().map(|(s, _)| *s).collect::<Vec<_>>(), [0, 1, 2, 3, 4]);
+        assert_eq!(
+            fetched.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4]
+        );
         for ((step, batch), (_, images)) in fetched.iter().zip(&steps) {
             let expected = view_batch(&data, &augmenter, images, 2, step_seed(21, *step));
             assert_eq!(batch, &expected);
@@ -356,7 +386,10 @@ mod tests {
             drop(prefetcher);
             let _ = done.send(());
         });
-        assert!(finished.recv_timeout(Duration::from_secs(20)).is_ok(), "drop did not return");
+        assert!(
+            finished.recv_timeout(Duration::from_secs(20)).is_ok(),
+            "drop did not return"
+        );
     }
 
     #[test]

@@ -129,7 +129,10 @@ mod tests {
             assert_eq!(json, format!("\"{kind}\""));
         }
         let err = "resnet18".parse::<BackboneKind>().unwrap_err().to_string();
-        assert!(err.contains("resnet18") && err.contains("conv4, resnet8"), "{err}");
+        assert!(
+            err.contains("resnet18") && err.contains("conv4, resnet8"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -147,7 +150,10 @@ mod tests {
         let conv = &variables["block3.conv2.weight"];
         let expected = (2.0f64 / (9.0 * 64.0)).sqrt();
         let std = conv.std(true).double_value(&[]);
-        assert!((std / expected - 1.0).abs() < 0.05, "std {std}, expected {expected}");
+        assert!(
+            (std / expected - 1.0).abs() < 0.05,
+            "std {std}, expected {expected}"
+        );
     }
 
     #[test]
@@ -156,7 +162,11 @@ mod tests {
             let (_vs, net) = build(kind);
             let images = Tensor::randn([5, 3, 32, 32], (Kind::Float, Device::Cpu));
             for train in [true, false] {
-                assert_eq!(net.forward_t(&images, train).size(), [5, FEATURES], "{kind}");
+                assert_eq!(
+                    net.forward_t(&images, train).size(),
+                    [5, FEATURES],
+                    "{kind}"
+                );
             }
             assert_eq!(SLOTS * SLOT_DIM, FEATURES);
         }
@@ -178,7 +188,10 @@ mod tests {
             let before = running(&vs);
             let batch = net.forward_t(&images, false);
             let alone = net.forward_t(&images.narrow(0, 2, 1), false);
-            assert!(max_abs_diff(&batch.narrow(0, 2, 1), &alone) < 1e-5, "{kind}");
+            assert!(
+                max_abs_diff(&batch.narrow(0, 2, 1), &alone) < 1e-5,
+                "{kind}"
+            );
             assert_eq!(max_abs_diff(&before, &running(&vs)), 0.0, "{kind}");
 
             // Train mode: deterministic (no dropout), images interact through the batch

@@ -48,13 +48,23 @@ pub(crate) fn batch_norm1d(path: nn::Path, features: i64) -> nn::BatchNorm {
 /// `[-1/sqrt(in), 1/sqrt(in)]`.
 pub(crate) fn linear(path: nn::Path, in_features: i64, out_features: i64) -> nn::Linear {
     let bound = 1.0 / (in_features as f64).sqrt();
-    let init = nn::Init::Uniform { lo: -bound, up: bound };
-    let config = nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true };
+    let init = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    let config = nn::LinearConfig {
+        ws_init: init,
+        bs_init: Some(init),
+        bias: true,
+    };
     nn::linear(path, in_features, out_features, config)
 }
 
 /// Number of scalars in the trainable variables of a store.
 #[cfg(test)]
 pub(crate) fn trainable_count(vs: &nn::VarStore) -> i64 {
-    vs.trainable_variables().iter().map(|t| t.numel() as i64).sum()
+    vs.trainable_variables()
+        .iter()
+        .map(|t| t.numel() as i64)
+        .sum()
 }

@@ -33,7 +33,11 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { backbone: BackboneKind::Conv4, hidden: 256, edge_types: 2 }
+        Self {
+            backbone: BackboneKind::Conv4,
+            hidden: 256,
+            edge_types: 2,
+        }
     }
 }
 
@@ -67,8 +71,20 @@ pub struct Network {
 }
 
 impl Network {
+    /// Creates all parts under `root`.
+    ///
+    /// # Panics
+    ///
+    /// When `config` fails [`NetworkConfig::validate`]; see [`Self::try_new`].
+    pub fn new(root: &nn::Path, config: &NetworkConfig) -> Self {
+        match Self::try_new(root, config) {
+            Ok(network) => network,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
     /// Creates all parts under `root`; fails on a config with a non-positive size.
-    pub fn new(root: &nn::Path, config: NetworkConfig) -> Result<Self, NetworkConfigError> {
+    pub fn try_new(root: &nn::Path, config: &NetworkConfig) -> Result<Self, NetworkConfigError> {
         config.validate()?;
         let relation_encoder = RelationEncoder::new(
             &(root / "relation_encoder"),
@@ -78,11 +94,13 @@ impl Network {
             SLOTS,
         );
         let edges = relation_encoder.edges();
+        let head_path = root / "relation_head";
+        let critic_path = root / "structure_critic";
         Ok(Self {
             encoder: Backbone::new(config.backbone, &(root / "encoder")),
-            relation_head: RelationHead::new(&(root / "relation_head"), FEATURES, RELATION_HEAD_HIDDEN),
+            relation_head: RelationHead::new(&head_path, FEATURES, RELATION_HEAD_HIDDEN),
             relation_encoder,
-            structure_critic: StructureCritic::new(&(root / "structure_critic"), edges, config.edge_types),
+            structure_critic: StructureCritic::new(&critic_path, edges, config.edge_types),
         })
     }
 }
@@ -95,13 +113,27 @@ mod tests {
     #[test]
     fn parts_live_under_their_own_sub_paths() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let _network = Network::new(&vs.root(), NetworkConfig::default()).unwrap();
+        let _network = Network::new(&vs.root(), &NetworkConfig::default());
         let names: Vec<String> = vs.variables().into_keys().collect();
-        for part in ["encoder.", "relation_head.", "relation_encoder.", "structure_critic."] {
-            assert!(names.iter().any(|n| n.starts_with(part)), "no variable under {part}");
+        for part in [
+            "encoder.",
+            "relation_head.",
+            "relation_encoder.",
+            "structure_critic.",
+        ] {
+            assert!(
+                names.iter().any(|n| n.starts_with(part)),
+                "no variable under {part}"
+            );
         }
         assert!(names.iter().all(|n| n.split('.').next().is_some_and(|p| {
-            ["encoder", "relation_head", "relation_encoder", "structure_critic"].contains(&p)
+            [
+                "encoder",
+                "relation_head",
+                "relation_encoder",
+                "structure_critic",
+            ]
+            .contains(&p)
         })));
         assert!(names.contains(&"structure_critic.weight".to_string()));
         assert!(names.contains(&"relation_encoder.mlp4.linear1.weight".to_string()));
@@ -113,11 +145,20 @@ mod tests {
         let config: NetworkConfig = serde_json::from_str(r#"{"backbone": "resnet8"}"#).unwrap();
         assert_eq!(config.backbone, BackboneKind::ResNet8);
         assert_eq!((config.hidden, config.edge_types), (256, 2));
-        let bad = NetworkConfig { hidden: 0, ..Default::default() };
+        let bad = NetworkConfig {
+            hidden: 0,
+            ..Default::default()
+        };
         let err = bad.validate().unwrap_err().to_string();
         assert!(err.contains("`hidden`") && err.contains('0'), "{err}");
         let vs = nn::VarStore::new(Device::Cpu);
-        let bad = NetworkConfig { edge_types: -1, ..Default::default() };
-        assert_eq!(Network::new(&vs.root(), bad).unwrap_err(), NetworkConfigError::EdgeTypes(-1));
+        let bad = NetworkConfig {
+            edge_types: -1,
+            ..Default::default()
+        };
+        assert_eq!(
+            Network::try_new(&vs.root(), &bad).unwrap_err(),
+            NetworkConfigError::EdgeTypes(-1)
+        );
     }
 }

@@ -33,9 +33,15 @@ impl Mlp {
     /// BatchNorm statistics taken over every row of the leading dimensions.
     fn tail(&self, pre: &Tensor, train: bool) -> Tensor {
         let shape = pre.size();
-        let hidden = pre.elu().linear(&self.linear2.ws, self.linear2.bs.as_ref()).elu();
+        let hidden = pre
+            .elu()
+            .linear(&self.linear2.ws, self.linear2.bs.as_ref())
+            .elu();
         let width = hidden.size()[shape.len() - 1];
-        hidden.view([-1, width]).apply_t(&self.bn, train).view(shape.as_slice())
+        hidden
+            .view([-1, width])
+            .apply_t(&self.bn, train)
+            .view(shape.as_slice())
     }
 }
 
@@ -113,14 +119,24 @@ impl RelationEncoder {
     pub fn forward_plain(&self, z: &Tensor, train: bool) -> Tensor {
         let h1 = self.mlp1.forward_t(z, train);
 
-        let edges = Tensor::cat(&[h1.index_select(1, &self.senders), h1.index_select(1, &self.receivers)], -1);
+        let edges = Tensor::cat(
+            &[
+                h1.index_select(1, &self.senders),
+                h1.index_select(1, &self.receivers),
+            ],
+            -1,
+        );
         let e1 = self.mlp2.forward_t(&edges, train);
 
         let incoming = self.receiver_one_hot(z.device()).tr().matmul(&e1) / self.slots as f64;
         let h2 = self.mlp3.forward_t(&incoming, train);
 
         let edges = Tensor::cat(
-            &[h2.index_select(1, &self.senders), h2.index_select(1, &self.receivers), e1],
+            &[
+                h2.index_select(1, &self.senders),
+                h2.index_select(1, &self.receivers),
+                e1,
+            ],
             -1,
         );
         let e2 = self.mlp4.forward_t(&edges, train);
@@ -139,13 +155,17 @@ impl RelationEncoder {
         let n = z.size()[0];
         let h1 = self.mlp1.forward_t(z, train);
 
-        let e1 = self.mlp2.tail(&self.edge_linear(&self.mlp2.linear1, &h1, None), train);
+        let e1 = self
+            .mlp2
+            .tail(&self.edge_linear(&self.mlp2.linear1, &h1, None), train);
 
         let per_receiver = e1.view([n, self.slots, self.slots - 1, self.hidden]);
         let incoming = per_receiver.sum_dim_intlist(2, false, None) / self.slots as f64;
         let h2 = self.mlp3.forward_t(&incoming, train);
 
-        let e2 = self.mlp4.tail(&self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
+        let e2 = self
+            .mlp4
+            .tail(&self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
         e2.linear(&self.out.ws, self.out.bs.as_ref())
     }
 
@@ -181,7 +201,10 @@ impl RelationEncoder {
 
     /// One-hot receiver of each edge: `[E, S]`.
     fn receiver_one_hot(&self, device: Device) -> Tensor {
-        self.receivers.to_device(device).one_hot(self.slots).to_kind(Kind::Float)
+        self.receivers
+            .to_device(device)
+            .one_hot(self.slots)
+            .to_kind(Kind::Float)
     }
 }
 
@@ -209,8 +232,11 @@ mod tests {
         let mut inputs: Vec<Tensor> = vec![z.shallow_clone()];
         inputs.extend(vs.trainable_variables());
         let run = |fast: bool| {
-            let logits =
-                if fast { encoder.forward(&z, true) } else { encoder.forward_plain(&z, true) };
+            let logits = if fast {
+                encoder.forward(&z, true)
+            } else {
+                encoder.forward_plain(&z, true)
+            };
             assert_eq!(logits.size(), [5, 12, 2]);
             let grads =
                 Tensor::run_backward(&[(&logits * &probe).sum(None)], &inputs, false, false);

@@ -34,7 +34,9 @@ impl RelationHead {
     /// Everything after the first Linear: `[P, H] -> [P]`.
     fn tail(&self, hidden: &Tensor, train: bool) -> Tensor {
         let activated = hidden.apply_t(&self.bn, train).leaky_relu();
-        activated.linear(&self.linear2.ws, self.linear2.bs.as_ref()).squeeze_dim(1)
+        activated
+            .linear(&self.linear2.ws, self.linear2.bs.as_ref())
+            .squeeze_dim(1)
     }
 
     /// The critic on concatenated pairs, the straightforward way: `[P, 2F] -> [P]`.
@@ -86,14 +88,18 @@ mod tests {
                 head.forward_pairs(&features, &anchor, &partner, true)
             } else {
                 let pairs = Tensor::cat(
-                    &[features.index_select(0, &anchor), features.index_select(0, &partner)],
+                    &[
+                        features.index_select(0, &anchor),
+                        features.index_select(0, &partner),
+                    ],
                     1,
                 );
                 head.forward_concat(&pairs, true)
             };
             assert_eq!(out.size(), [8]);
             let weights = Tensor::linspace(-1.0, 1.0, 8, (Kind::Float, Device::Cpu));
-            let grad = Tensor::run_backward(&[(&out * weights).sum(None)], &[&features], false, false);
+            let grad =
+                Tensor::run_backward(&[(&out * weights).sum(None)], &[&features], false, false);
             (out.detach(), grad[0].copy())
         };
         let (fast, fast_grad) = run(true);

@@ -23,10 +23,25 @@ impl BasicBlock {
         let conv2 = layers::conv2d(&path / "conv2", out_channels, out_channels, 3, 1);
         let bn2 = layers::batch_norm2d(&path / "bn2", out_channels);
         let shortcut = (stride != 1 || in_channels != out_channels).then(|| {
-            let conv = layers::conv2d(&path / "shortcut_conv", in_channels, out_channels, 1, stride);
-            (conv, layers::batch_norm2d(&path / "shortcut_bn", out_channels))
+            let conv = layers::conv2d(
+                &path / "shortcut_conv",
+                in_channels,
+                out_channels,
+                1,
+                stride,
+            );
+            (
+                conv,
+                layers::batch_norm2d(&path / "shortcut_bn", out_channels),
+            )
         });
-        Self { conv1, bn1, conv2, bn2, shortcut }
+        Self {
+            conv1,
+            bn1,
+            conv2,
+            bn2,
+            shortcut,
+        }
     }
 
     /// `[n, c_in, h, w] -> [n, c_out, h / stride, w / stride]`.
@@ -66,12 +81,19 @@ impl ResNet8 {
                 BasicBlock::new(path / format!("block{}", index + 1), cin, cout, stride)
             })
             .collect();
-        Self { stem_conv, stem_bn, blocks }
+        Self {
+            stem_conv,
+            stem_bn,
+            blocks,
+        }
     }
 
     /// `[n, 3, 32, 32] -> [n, 64]`; `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        let mut xs = images.apply(&self.stem_conv).apply_t(&self.stem_bn, train).relu();
+        let mut xs = images
+            .apply(&self.stem_conv)
+            .apply_t(&self.stem_bn, train)
+            .relu();
         for block in &self.blocks {
             xs = block.forward_t(&xs, train);
         }

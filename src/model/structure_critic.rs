@@ -13,8 +13,13 @@ pub struct StructureCritic {
 impl StructureCritic {
     /// Creates the critic for `edges` edges and `edge_types` edge types.
     pub fn new(path: &nn::Path, edges: i64, edge_types: i64) -> Self {
-        let init = nn::Init::Randn { mean: 0.0, stdev: 1.0 / edges as f64 };
-        Self { weight: path.var("weight", &[edge_types, edges, edges], init) }
+        let init = nn::Init::Randn {
+            mean: 0.0,
+            stdev: 1.0 / edges as f64,
+        };
+        Self {
+            weight: path.var("weight", &[edge_types, edges, edges], init),
+        }
     }
 
     /// The bilinear weight `W`: `[K, E, E]`.
@@ -33,7 +38,13 @@ impl StructureCritic {
     /// The critic on pairs of views: `h [N, E, K]` (anchors' edge types),
     /// `projected [N, E, K]` (from [`Self::project`]), `anchor`, `partner` i64 `[P]`
     /// -> `[P]`, `T[p] = sum_{e,k} h[anchor[p], e, k] * projected[partner[p], e, k]`.
-    pub fn score(&self, h: &Tensor, projected: &Tensor, anchor: &Tensor, partner: &Tensor) -> Tensor {
+    pub fn score(
+        &self,
+        h: &Tensor,
+        projected: &Tensor,
+        anchor: &Tensor,
+        partner: &Tensor,
+    ) -> Tensor {
         let n = h.size()[0];
         let flat_h = h.reshape([n, -1]);
         let flat_projected = projected.reshape([n, -1]);
@@ -71,7 +82,10 @@ mod tests {
                 expected += h_k.dot(&w.get(k).mv(&a_k)).double_value(&[]);
             }
             let got = scores.double_value(&[p as i64]);
-            assert!((got - expected).abs() < 1e-5, "pair {p}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() < 1e-5,
+                "pair {p}: {got} vs {expected}"
+            );
         }
     }
 

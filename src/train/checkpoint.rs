@@ -106,7 +106,8 @@ impl Checkpoint {
         if meta.kind() != Kind::Uint8 {
             return Err(bad("`meta` entry is not bytes".into()));
         }
-        let bytes: Vec<u8> = Vec::try_from(meta).map_err(|e| bad(e.to_string()))?;
+        let bytes: Vec<u8> =
+            Vec::try_from(meta).map_err(|e: tch::TchError| bad(e.to_string()))?;
         let meta: CheckpointMeta =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("`meta` entry: {e}")))?;
         if meta.format != FORMAT_VERSION {

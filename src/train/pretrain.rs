@@ -13,7 +13,7 @@ use std::time::Instant;
 use tch::{nn::VarStore, Device, Tensor};
 use tracing::info;
 
-use crate::data::{self, Augmenter, Dataset, Prefetcher, Split};
+use crate::data::{self, Augmenter, Prefetcher, Split};
 use crate::model::{Network, NetworkConfig};
 use crate::objective::{terms, PairTensors, Pairs};
 use crate::optim::Adam;
@@ -191,7 +191,7 @@ pub fn pretrain(
         "pretraining"
     );
 
-    let plan = step_plan(dataset.len(), config, start_step, total_steps, steps_per_epoch);
+    let plan = data::Schedule::new(dataset.len(), config.images, config.seed, start_step..total_steps);
     let prefetcher = Prefetcher::new(
         dataset.clone(),
         Augmenter::new(config.dataset),
@@ -214,7 +214,12 @@ pub fn pretrain(
         let n_views = batch.len() / (3 * 32 * 32);
         let images = n_views / views;
         if pairs_cache.as_ref().map(|(m, _)| *m) != Some(images) {
-            pairs_cache = Some((images, Pairs::new(images, views).to_tensors(device)));
+            let pairs = Pairs::new(images, views).map_err(|e| TrainError::InvalidConfig {
+                field: "images".into(),
+                value: images.to_string(),
+                expected: e.to_string(),
+            })?;
+            pairs_cache = Some((images, pairs.to_tensors(device)));
         }
         let pairs = &pairs_cache.as_ref().expect("pairs built above").1;
 
@@ -363,32 +368,6 @@ fn prepare_output(
         (true, true) => Ok(Some(Checkpoint::load(checkpoint_path)?)),
         (false, false) => Ok(None),
     }
-}
-
-/// The images of every step from `start` to `total`: epoch `e`'s order is a seeded
-/// permutation, cut into batches.
-fn step_plan(
-    n: usize,
-    config: &PretrainConfig,
-    start: u64,
-    total: u64,
-    steps_per_epoch: u64,
-) -> Vec<(u64, Vec<usize>)> {
-    let mut plan = Vec::new();
-    let mut step = start;
-    while step < total {
-        let epoch = step / steps_per_epoch;
-        let order = data::epoch_order(n, config.seed, epoch);
-        let batches = data::batches(&order, config.images);
-        for (i, images) in batches.into_iter().enumerate() {
-            let s = epoch * steps_per_epoch + i as u64;
-            if s >= step && s < total {
-                plan.push((s, images));
-            }
-        }
-        step = (epoch + 1) * steps_per_epoch;
-    }
-    plan
 }
 
 fn progress_bar(start: u64, total: u64) -> Option<indicatif::ProgressBar> {
