@@ -32,7 +32,9 @@ impl FromStr for DeviceChoice {
             "cpu" => Ok(Self::Cpu),
             "cuda" => Ok(Self::Cuda),
             "auto" => Ok(Self::Auto),
-            other => Err(format!("unknown device `{other}`: expected cpu, cuda or auto")),
+            other => Err(format!(
+                "unknown device `{other}`: expected cpu, cuda or auto"
+            )),
         }
     }
 }
@@ -77,9 +79,11 @@ pub fn resolve(choice: DeviceChoice) -> Result<tch::Device, String> {
             if load_cuda_backend() {
                 Ok(tch::Device::Cuda(0))
             } else {
-                Err("device `cuda` was asked for but no usable CUDA GPU was found \
+                Err(
+                    "device `cuda` was asked for but no usable CUDA GPU was found \
                      (libtorch_cuda.so or its CUDA libraries could not be loaded)"
-                    .to_string())
+                        .to_string(),
+                )
             }
         }
         DeviceChoice::Auto => {

@@ -28,7 +28,16 @@ impl Adam {
         let params = trainable(vs);
         let first = params.iter().map(|(_, p)| p.zeros_like()).collect();
         let second = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Self { params, first, second, steps: 0, learning_rate, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
+        Self {
+            params,
+            first,
+            second,
+            steps: 0,
+            learning_rate,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+        }
     }
 
     /// Clears the gradients of all parameters.
@@ -56,8 +65,12 @@ impl Adam {
                 }
                 let m = &mut self.first[i];
                 let v = &mut self.second[i];
-                let _ = m.g_mul_scalar_(self.beta1).g_add_(&(&g * (1.0 - self.beta1)));
-                let _ = v.g_mul_scalar_(self.beta2).addcmul_(&g, &g.g_mul_scalar(1.0 - self.beta2));
+                let _ = m
+                    .g_mul_scalar_(self.beta1)
+                    .g_add_(&(&g * (1.0 - self.beta1)));
+                let _ = v
+                    .g_mul_scalar_(self.beta2)
+                    .addcmul_(&g, &g.g_mul_scalar(1.0 - self.beta2));
                 let denom = (v.sqrt() / bias2.sqrt()) + self.eps;
                 let mut p = p.shallow_clone();
                 let _ = p.addcdiv_(&(m.g_mul_scalar(-step_size)), &denom);
@@ -80,7 +93,8 @@ impl Adam {
         for (i, (name, _)) in self.params.iter().enumerate() {
             for (prefix, slot) in [("m", &mut self.first[i]), ("v", &mut self.second[i])] {
                 let key = format!("{prefix}.{name}");
-                let saved = lookup(&key).ok_or_else(|| format!("optimizer state `{key}` missing"))?;
+                let saved =
+                    lookup(&key).ok_or_else(|| format!("optimizer state `{key}` missing"))?;
                 if saved.size() != slot.size() {
                     return Err(format!(
                         "optimizer state `{key}` has shape {:?}, expected {:?}",
@@ -111,7 +125,13 @@ impl Sgd {
     pub fn new(vs: &VarStore, learning_rate: f64, momentum: f64, weight_decay: f64) -> Self {
         let params = trainable(vs);
         let momentum_buffers = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        Self { params, momentum_buffers, learning_rate, momentum, weight_decay }
+        Self {
+            params,
+            momentum_buffers,
+            learning_rate,
+            momentum,
+            weight_decay,
+        }
     }
 
     /// Clears the gradients of all parameters.
@@ -145,8 +165,11 @@ impl Sgd {
 }
 
 fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
-    let mut named: Vec<(String, Tensor)> =
-        vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    let mut named: Vec<(String, Tensor)> = vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     named
 }
@@ -160,7 +183,9 @@ mod tests {
     #[test]
     fn adam_matches_the_formula() {
         let vs = VarStore::new(Device::Cpu);
-        let p = vs.root().var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0, 0.5]));
+        let p = vs
+            .root()
+            .var_copy("p", &Tensor::from_slice(&[1.0f32, -2.0, 0.5]));
         let c = Tensor::from_slice(&[1.0f32, 3.0, -2.0]);
         let mut adam = Adam::new(&vs, 0.1);
         let (mut m, mut v) = ([0.0f64; 3], [0.0f64; 3]);
@@ -181,7 +206,10 @@ mod tests {
         }
         let got: Vec<f32> = Vec::try_from(&p.detach()).unwrap();
         for i in 0..3 {
-            assert!((got[i] as f64 - want[i]).abs() < 1e-5, "{got:?} vs {want:?}");
+            assert!(
+                (got[i] as f64 - want[i]).abs() < 1e-5,
+                "{got:?} vs {want:?}"
+            );
         }
     }
 
@@ -197,7 +225,9 @@ mod tests {
         adam.step();
         let state: std::collections::HashMap<_, _> = adam.state().into_iter().collect();
         let mut fresh = Adam::new(&vs, 0.01);
-        fresh.load_state(&|k| state.get(k).map(|t| t.copy())).unwrap();
+        fresh
+            .load_state(&|k| state.get(k).map(|t| t.copy()))
+            .unwrap();
         for (k, t) in fresh.state() {
             assert!(t.equal(&state[&k]), "{k}");
         }

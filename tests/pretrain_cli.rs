@@ -139,7 +139,8 @@ fn bad_values_and_bad_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let out = dir.path().join("run");
-    let r = pretrain(&data, &out, &["--views", "1"]);
+    let r = hssl(&["pretrain", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(),
+        "--views", "1"]);
     assert!(!r.status.success());
     assert!(text(&r).contains("`views`"), "{}", text(&r));
     assert!(!out.join("checkpoint.ot").exists());

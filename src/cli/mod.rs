@@ -1,7 +1,9 @@
 //! Argument parsing and the subcommands of the `hssl` binary.
 
+mod bench_cmd;
 mod data_cmd;
 mod pretrain_cmd;
+mod report_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -15,7 +17,8 @@ use clap::{Parser, Subcommand};
         hssl data download cifar10 --dir data\n  \
         hssl pretrain --data data/cifar-10-batches-bin --out runs/xza\n  \
         hssl pretrain --objective xz --backbone resnet8 --max-steps 200 --out runs/xz\n  \
-        hssl pretrain --out runs/xza --resume\n\n\
+        hssl pretrain --out runs/xza --resume\n  \
+        hssl report runs\n\n\
         Set RUST_LOG=debug for more detail."
 )]
 pub struct Cli {
@@ -30,9 +33,13 @@ pub struct Cli {
 enum Command {
     /// Pretrain an encoder by maximizing the I(X,Z) and/or I(X,A) bound.
     Pretrain(pretrain_cmd::PretrainArgs),
+    /// Time one pretraining step (or the augmentation) for comparison with PyTorch.
+    Bench(bench_cmd::BenchArgs),
     /// Fetch data sets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
+    /// Tables and pictures from a folder of runs.
+    Report(report_cmd::ReportArgs),
 }
 
 /// Logs to standard error: `info` by default, `debug` with `--verbose`, or `RUST_LOG`.
@@ -44,6 +51,7 @@ pub fn init_logging(verbose: bool) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
 
@@ -52,5 +60,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain_cmd::run(args),
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Report(args) => report_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
     }
 }

@@ -7,7 +7,16 @@ use hssl::data::CifarKind;
 use hssl::device::DeviceChoice;
 use hssl::model::BackboneKind;
 use hssl::objective::Estimator;
-use hssl::train::{pretrain, Method, PretrainConfig, PretrainSummary};
+use std::time::Instant;
+
+use hssl::data::{self, Split};
+use hssl::eval::{
+    supervised_head, surrogate_accuracy, train_supervised, SupervisedSettings, SupervisedStep,
+};
+use hssl::train::checkpoint::{save, write_atomically, Checkpoint, CheckpointMeta, FORMAT_VERSION};
+use hssl::train::metrics::{MetricsWriter, StepRecord};
+use hssl::train::pretrain::{build_network, files, prepare_output, set_threads};
+use hssl::train::{pretrain, Method, PretrainConfig, PretrainSummary, TrainError};
 
 /// Flags of `hssl pretrain`; each overrides the configuration file, which overrides the
 /// defaults.
@@ -113,9 +122,185 @@ impl PretrainArgs {
 /// Runs `hssl pretrain`.
 pub fn run(args: PretrainArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
-    let summary = pretrain(&config, args.resume, None)?;
+    let summary = match config.objective {
+        Method::Random => save_untrained(&config, args.resume)?,
+        Method::Supervised => run_supervised(&config, args.resume)?,
+        Method::Xz | Method::Xa | Method::Xza => run_pretrain(&config, args.resume)?,
+    };
     print_summary(&config, &summary);
     Ok(())
+}
+
+fn run_pretrain(config: &PretrainConfig, resume: bool) -> anyhow::Result<PretrainSummary> {
+    if config.probe_every == 0 {
+        return Ok(pretrain(config, resume, None)?);
+    }
+    let mut dataset = data::load(&config.data, config.dataset, Split::Train)?;
+    dataset.truncate(config.probe_images);
+    let seed = config.seed;
+    let mut probe = |network: &hssl::model::Network, device: tch::Device| {
+        surrogate_accuracy(
+            &network.encoder,
+            &dataset,
+            config.probe_images,
+            device,
+            seed,
+        )
+        .map_err(|e| TrainError::Probe(e.to_string()))
+    };
+    Ok(pretrain(config, resume, Some(&mut probe))?)
+}
+
+/// The random reference: the untrained encoder of the seed, saved as a checkpoint.
+fn save_untrained(config: &PretrainConfig, resume: bool) -> anyhow::Result<PretrainSummary> {
+    let started = Instant::now();
+    let (checkpoint_path, config_path) = run_files(config);
+    if resume && checkpoint_path.exists() {
+        tracing::info!(
+            "the random reference has nothing to resume: keeping {}",
+            checkpoint_path.display()
+        );
+    } else {
+        prepare_output(config, resume, &checkpoint_path, &config_path)?;
+        let (vs, _network) = build_network(config, tch::Device::Cpu);
+        write_atomically(&config_path, &config.to_toml())?;
+        let meta = CheckpointMeta {
+            format: FORMAT_VERSION,
+            step: 0,
+            epoch: 0,
+            seed: config.seed,
+            origin: "random".into(),
+        };
+        save(&checkpoint_path, &vs, None, &meta)?;
+    }
+    Ok(PretrainSummary {
+        out: config.out.clone(),
+        steps: 0,
+        steps_this_run: 0,
+        epochs: 0.0,
+        first_loss: f64::NAN,
+        last_loss: f64::NAN,
+        bound_xz: None,
+        bound_xa: None,
+        seconds: started.elapsed().as_secs_f64(),
+        device: "cpu".into(),
+    })
+}
+
+/// The supervised reference: encoder + linear head trained with labels (SPEC.md's
+/// recipe). `epochs` and `max_steps` count passes and steps of 128 images.
+fn run_supervised(config: &PretrainConfig, resume: bool) -> anyhow::Result<PretrainSummary> {
+    let (checkpoint_path, config_path) = run_files(config);
+    if resume && checkpoint_path.exists() {
+        let meta = Checkpoint::load(&checkpoint_path)?.meta;
+        if meta.origin == "supervised" {
+            tracing::info!(
+                "the supervised reference already finished: keeping {}",
+                checkpoint_path.display()
+            );
+            return Ok(PretrainSummary {
+                out: config.out.clone(),
+                steps: meta.step,
+                steps_this_run: 0,
+                epochs: meta.epoch as f64,
+                first_loss: f64::NAN,
+                last_loss: f64::NAN,
+                bound_xz: None,
+                bound_xa: None,
+                seconds: 0.0,
+                device: "-".into(),
+            });
+        }
+    }
+    prepare_output(config, false, &checkpoint_path, &config_path).or_else(|e| {
+        if resume {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    })?;
+    set_threads(config.threads);
+    let device = hssl::device::resolve(config.device).map_err(anyhow::Error::msg)?;
+    let mut dataset = data::load(&config.data, config.dataset, Split::Train)?;
+    if let Some(n) = config.train_images {
+        dataset.truncate(n);
+    }
+    let (vs, network) = build_network(config, device);
+    let head = supervised_head(&vs.root(), dataset.num_classes());
+    let settings = SupervisedSettings {
+        epochs: config.epochs,
+        max_steps: config.max_steps,
+        seed: config.seed,
+        ..Default::default()
+    };
+    write_atomically(&config_path, &config.to_toml())?;
+    let mut metrics = MetricsWriter::open(&config.out.join(files::METRICS), 0)?;
+    let mut last = Instant::now();
+    let mut write_error = None;
+    let mut on_step = |s: &SupervisedStep| {
+        let seconds = last.elapsed().as_secs_f64();
+        last = Instant::now();
+        let record = StepRecord {
+            step: s.step,
+            epoch: s.epoch + 1,
+            loss: s.loss,
+            seconds,
+            images_per_s: 128.0 / seconds.max(1e-9),
+            ..Default::default()
+        };
+        if let Err(e) = metrics.write(&record) {
+            write_error.get_or_insert(e);
+        }
+        if s.step % 100 == 0 || s.step == s.total_steps {
+            tracing::info!(
+                step = s.step,
+                total = s.total_steps,
+                loss = s.loss,
+                accuracy = s.accuracy,
+                lr = s.learning_rate,
+                "supervised reference"
+            );
+        }
+    };
+    let summary = train_supervised(
+        &vs,
+        &network.encoder,
+        &head,
+        &dataset,
+        &settings,
+        device,
+        &mut on_step,
+    )?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    let meta = CheckpointMeta {
+        format: FORMAT_VERSION,
+        step: summary.steps,
+        epoch: summary.epochs.floor() as u64,
+        seed: config.seed,
+        origin: "supervised".into(),
+    };
+    save(&checkpoint_path, &vs, None, &meta)?;
+    Ok(PretrainSummary {
+        out: config.out.clone(),
+        steps: summary.steps,
+        steps_this_run: summary.steps,
+        epochs: summary.epochs,
+        first_loss: summary.first_loss,
+        last_loss: summary.last_loss,
+        bound_xz: None,
+        bound_xa: None,
+        seconds: summary.seconds,
+        device: format!("{device:?}").to_lowercase(),
+    })
+}
+
+fn run_files(config: &PretrainConfig) -> (PathBuf, PathBuf) {
+    (
+        config.out.join(files::CHECKPOINT),
+        config.out.join(files::CONFIG),
+    )
 }
 
 /// Prints the final summary table on standard output.
@@ -123,12 +308,21 @@ pub fn print_summary(config: &PretrainConfig, s: &PretrainSummary) {
     let fmt_opt = |v: Option<f64>| v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "-".into());
     let rows = [
         ("run folder", s.out.display().to_string()),
-        ("backbone / objective", format!("{} / {}", config.backbone, config.objective)),
+        (
+            "backbone / objective",
+            format!("{} / {}", config.backbone, config.objective),
+        ),
         ("estimator", config.estimator.to_string()),
-        ("batch", format!("{} images x {} views", config.images, config.views)),
+        (
+            "batch",
+            format!("{} images x {} views", config.images, config.views),
+        ),
         ("steps (epochs)", format!("{} ({:.2})", s.steps, s.epochs)),
         ("steps this run", s.steps_this_run.to_string()),
-        ("loss, first -> last", format!("{:.4} -> {:.4}", s.first_loss, s.last_loss)),
+        (
+            "loss, first -> last",
+            format!("{:.4} -> {:.4}", s.first_loss, s.last_loss),
+        ),
         ("bound I(X,Z)", fmt_opt(s.bound_xz)),
         ("bound I(X,A)", fmt_opt(s.bound_xa)),
         ("device", s.device.clone()),

@@ -38,148 +38,40 @@ const CIFAR100_TRAIN_FILE: &str = "train.bin";
 const CIFAR100_TEST_FILE: &str = "test.bin";
 const CIFAR100_FINE_META: &str = "fine_label_names.txt";
 const CIFAR100_COARSE_META: &str = "coarse_label_names.txt";
-const CIFAR100_COARSE_CLASSES: usize = 20;
+const CIFAR100_COARSE_COUNT: usize = 20;
 
 /// The CIFAR-10 class names, in label order.
+#[rustfmt::skip]
 pub const CIFAR10_CLASSES: [&str; 10] = [
-    "airplane",
-    "automobile",
-    "bird",
-    "cat",
-    "deer",
-    "dog",
-    "frog",
-    "horse",
-    "ship",
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
     "truck",
 ];
 
 /// The CIFAR-100 fine class names, in label order.
+#[rustfmt::skip]
 pub const CIFAR100_FINE_CLASSES: [&str; 100] = [
-    "apple",
-    "aquarium_fish",
-    "baby",
-    "bear",
-    "beaver",
-    "bed",
-    "bee",
-    "beetle",
-    "bicycle",
-    "bottle",
-    "bowl",
-    "boy",
-    "bridge",
-    "bus",
-    "butterfly",
-    "camel",
-    "can",
-    "castle",
-    "caterpillar",
-    "cattle",
-    "chair",
-    "chimpanzee",
-    "clock",
-    "cloud",
-    "cockroach",
-    "couch",
-    "crab",
-    "crocodile",
-    "cup",
-    "dinosaur",
-    "dolphin",
-    "elephant",
-    "flatfish",
-    "forest",
-    "fox",
-    "girl",
-    "hamster",
-    "house",
-    "kangaroo",
-    "keyboard",
-    "lamp",
-    "lawn_mower",
-    "leopard",
-    "lion",
-    "lizard",
-    "lobster",
-    "man",
-    "maple_tree",
-    "motorcycle",
-    "mountain",
-    "mouse",
-    "mushroom",
-    "oak_tree",
-    "orange",
-    "orchid",
-    "otter",
-    "palm_tree",
-    "pear",
-    "pickup_truck",
-    "pine_tree",
-    "plain",
-    "plate",
-    "poppy",
-    "porcupine",
-    "possum",
-    "rabbit",
-    "raccoon",
-    "ray",
-    "road",
-    "rocket",
-    "rose",
-    "sea",
-    "seal",
-    "shark",
-    "shrew",
-    "skunk",
-    "skyscraper",
-    "snail",
-    "snake",
-    "spider",
-    "squirrel",
-    "streetcar",
-    "sunflower",
-    "sweet_pepper",
-    "table",
-    "tank",
-    "telephone",
-    "television",
-    "tiger",
-    "tractor",
-    "train",
-    "trout",
-    "tulip",
-    "turtle",
-    "wardrobe",
-    "whale",
-    "willow_tree",
-    "wolf",
-    "woman",
-    "worm",
+    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest",
+    "fox", "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower",
+    "leopard", "lion", "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain",
+    "mouse", "mushroom", "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear",
+    "pickup_truck", "pine_tree", "plain", "plate", "poppy", "porcupine", "possum", "rabbit",
+    "raccoon", "ray", "road", "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk",
+    "skyscraper", "snail", "snake", "spider", "squirrel", "streetcar", "sunflower",
+    "sweet_pepper", "table", "tank", "telephone", "television", "tiger", "tractor", "train",
+    "trout", "tulip", "turtle", "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm",
 ];
 
 /// The CIFAR-100 coarse class (superclass) names, in label order.
+#[rustfmt::skip]
 pub const CIFAR100_COARSE_CLASSES: [&str; 20] = [
-    "aquatic_mammals",
-    "fish",
-    "flowers",
-    "food_containers",
-    "fruit_and_vegetables",
-    "household_electrical_devices",
-    "household_furniture",
-    "insects",
-    "large_carnivores",
-    "large_man-made_outdoor_things",
-    "large_natural_outdoor_scenes",
-    "large_omnivores_and_herbivores",
-    "medium_mammals",
-    "non-insect_invertebrates",
-    "people",
-    "reptiles",
-    "small_mammals",
-    "trees",
-    "vehicles_1",
-    "vehicles_2",
+    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
+    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
+    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
+    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates",
+    "people", "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2",
 ];
 
 /// Which CIFAR data set.
@@ -354,11 +246,7 @@ pub fn load(dir: &Path, kind: CifarKind, split: Split) -> Result<Dataset, DataEr
     let class_names = match kind {
         CifarKind::Cifar10 => read_class_names(&dir.join(CIFAR10_META), kind, 10)?,
         CifarKind::Cifar100 => {
-            read_class_names(
-                &dir.join(CIFAR100_COARSE_META),
-                kind,
-                CIFAR100_COARSE_CLASSES,
-            )?;
+            read_class_names(&dir.join(CIFAR100_COARSE_META), kind, CIFAR100_COARSE_COUNT)?;
             read_class_names(&dir.join(CIFAR100_FINE_META), kind, 100)?
         }
     };
@@ -454,12 +342,12 @@ fn read_records(
             CifarKind::Cifar10 => ("class", label_bytes[0]),
             CifarKind::Cifar100 => {
                 let coarse = label_bytes[0];
-                if usize::from(coarse) >= CIFAR100_COARSE_CLASSES {
+                if usize::from(coarse) >= CIFAR100_COARSE_COUNT {
                     return Err(label_out_of_range(
                         index,
                         "coarse",
                         coarse,
-                        CIFAR100_COARSE_CLASSES,
+                        CIFAR100_COARSE_COUNT,
                     ));
                 }
                 ("fine", label_bytes[1])
@@ -523,7 +411,7 @@ fn write_records(
         match kind {
             CifarKind::Cifar10 => record[0] = rng.gen_range(0..10),
             CifarKind::Cifar100 => {
-                record[0] = rng.gen_range(0..CIFAR100_COARSE_CLASSES as u8);
+                record[0] = rng.gen_range(0..CIFAR100_COARSE_COUNT as u8);
                 record[1] = rng.gen_range(0..100);
             }
         }

@@ -1,6 +1,6 @@
 //! Conv-4: four convolution blocks, 3 -> 8 -> 16 -> 32 -> 64 channels (24,648 parameters).
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 use super::layers;

@@ -1,7 +1,7 @@
 //! The relation encoder `m_eta`: a factor-graph message-passing network from the slots
 //! of `z` to the logits of the edge types of a fully connected slot graph.
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::{Device, Kind, Tensor};
 
 use super::layers;

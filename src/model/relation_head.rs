@@ -1,6 +1,6 @@
 //! The relation head `f_delta`, the I(X,Z) critic on pairs of features.
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 use super::layers;

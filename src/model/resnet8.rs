@@ -1,6 +1,6 @@
 //! ResNet-8: a stem and three basic blocks of 16, 32 and 64 channels (77,392 parameters).
 
-use tch::nn::{self, ModuleT};
+use tch::nn;
 use tch::Tensor;
 
 use super::layers;

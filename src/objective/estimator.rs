@@ -21,7 +21,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Above this exponent, the NWJ negative term grows linearly instead of exponentially.
 pub const NWJ_EXPONENT_CAP: f64 = 20.0;

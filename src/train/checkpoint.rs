@@ -46,7 +46,10 @@ pub fn save(
     let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in vars {
-        named.push((format!("model.{name}"), t.detach().to_device(tch::Device::Cpu)));
+        named.push((
+            format!("model.{name}"),
+            t.detach().to_device(tch::Device::Cpu),
+        ));
     }
     if let Some(adam) = adam {
         for (name, t) in adam.state() {
@@ -60,16 +63,25 @@ pub fn save(
     named.push(("meta".to_string(), Tensor::from_slice(&json)));
 
     let tmp = temporary_path(path);
-    let io = |source| TrainError::Io { path: tmp.clone(), source };
+    let io = |source| TrainError::Io {
+        path: tmp.clone(),
+        source,
+    };
     Tensor::save_multi(&named, &tmp).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        TrainError::Io { path: tmp.clone(), source: std::io::Error::other(e.to_string()) }
+        TrainError::Io {
+            path: tmp.clone(),
+            source: std::io::Error::other(e.to_string()),
+        }
     })?;
     let file = std::fs::File::open(&tmp).map_err(io)?;
     file.sync_all().map_err(io)?;
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        TrainError::Io { path: path.to_path_buf(), source }
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
@@ -97,17 +109,21 @@ impl Checkpoint {
                 reason: "no such file".into(),
             });
         }
-        let bad = |reason: String| TrainError::BadCheckpoint { path: path.to_path_buf(), reason };
+        let bad = |reason: String| TrainError::BadCheckpoint {
+            path: path.to_path_buf(),
+            reason,
+        };
         let tensors: HashMap<String, Tensor> = Tensor::load_multi(path)
             .map_err(|e| bad(format!("cannot be read as a tensor archive ({e})")))?
             .into_iter()
             .collect();
-        let meta = tensors.get("meta").ok_or_else(|| bad("no `meta` entry".into()))?;
+        let meta = tensors
+            .get("meta")
+            .ok_or_else(|| bad("no `meta` entry".into()))?;
         if meta.kind() != Kind::Uint8 {
             return Err(bad("`meta` entry is not bytes".into()));
         }
-        let bytes: Vec<u8> =
-            Vec::try_from(meta).map_err(|e: tch::TchError| bad(e.to_string()))?;
+        let bytes: Vec<u8> = Vec::try_from(meta).map_err(|e: tch::TchError| bad(e.to_string()))?;
         let meta: CheckpointMeta =
             serde_json::from_slice(&bytes).map_err(|e| bad(format!("`meta` entry: {e}")))?;
         if meta.format != FORMAT_VERSION {
@@ -116,13 +132,20 @@ impl Checkpoint {
                 meta.format
             )));
         }
-        Ok(Self { path: path.to_path_buf(), meta, tensors })
+        Ok(Self {
+            path: path.to_path_buf(),
+            meta,
+            tensors,
+        })
     }
 
     /// Copies the saved variables into `vs`. With `prefix` (e.g. `encoder.`), only the
     /// variables whose names start with it are required; others in `vs` must all be there.
     pub fn restore(&self, vs: &mut VarStore, prefix: &str) -> Result<(), TrainError> {
-        let bad = |reason: String| TrainError::BadCheckpoint { path: self.path.clone(), reason };
+        let bad = |reason: String| TrainError::BadCheckpoint {
+            path: self.path.clone(),
+            reason,
+        };
         let variables = vs.variables();
         let mut restored = 0;
         for (name, mut var) in variables {
@@ -153,15 +176,25 @@ impl Checkpoint {
 
     /// Restores the optimizer's moments.
     pub fn restore_optimizer(&self, adam: &mut Adam) -> Result<(), TrainError> {
-        adam.load_state(&|key| self.tensors.get(&format!("adam.{key}")).map(|t| t.shallow_clone()))
-            .map_err(|reason| TrainError::BadCheckpoint { path: self.path.clone(), reason })?;
+        adam.load_state(&|key| {
+            self.tensors
+                .get(&format!("adam.{key}"))
+                .map(|t| t.shallow_clone())
+        })
+        .map_err(|reason| TrainError::BadCheckpoint {
+            path: self.path.clone(),
+            reason,
+        })?;
         adam.steps = self.meta.step;
         Ok(())
     }
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -173,7 +206,10 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
         .and_then(|_| std::fs::rename(&tmp, path))
         .map_err(|source| {
             let _ = std::fs::remove_file(&tmp);
-            TrainError::Io { path: path.to_path_buf(), source }
+            TrainError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })
 }
 
@@ -191,7 +227,13 @@ mod tests {
     }
 
     fn meta(step: u64) -> CheckpointMeta {
-        CheckpointMeta { format: FORMAT_VERSION, step, epoch: 1, seed: 5, origin: "pretrain".into() }
+        CheckpointMeta {
+            format: FORMAT_VERSION,
+            step,
+            epoch: 1,
+            seed: 5,
+            origin: "pretrain".into(),
+        }
     }
 
     #[test]
@@ -201,7 +243,9 @@ mod tests {
         let vs = store(1);
         let mut adam = Adam::new(&vs, 0.1);
         let x = Tensor::ones([2, 4], (Kind::Float, Device::Cpu));
-        (vs.variables()["encoder.l.weight"].matmul(&x.tr())).sum(Kind::Float).backward();
+        (vs.variables()["encoder.l.weight"].matmul(&x.tr()))
+            .sum(Kind::Float)
+            .backward();
         adam.step();
         save(&path, &vs, Some(&adam), &meta(7)).unwrap();
         assert!(!dir.path().join("checkpoint.ot.tmp").exists());
@@ -227,12 +271,18 @@ mod tests {
         let vs = VarStore::new(Device::Cpu);
         let _ = nn::linear(vs.root() / "encoder" / "l", 5, 3, Default::default());
         let mut vs = vs;
-        let err = Checkpoint::load(&path).unwrap().restore(&mut vs, "").unwrap_err();
+        let err = Checkpoint::load(&path)
+            .unwrap()
+            .restore(&mut vs, "")
+            .unwrap_err();
         assert!(err.to_string().contains("encoder.l.weight"), "{err}");
 
         std::fs::write(&path, b"not a checkpoint").unwrap();
         let err = Checkpoint::load(&path).err().unwrap().to_string();
-        assert!(err.contains("checkpoint.ot") && err.contains("not a usable checkpoint"), "{err}");
+        assert!(
+            err.contains("checkpoint.ot") && err.contains("not a usable checkpoint"),
+            "{err}"
+        );
     }
 }
 
@@ -255,12 +305,20 @@ pub fn load_run(checkpoint: &Path, device: tch::Device) -> Result<LoadedRun, Tra
     if !config_path.is_file() {
         return Err(TrainError::BadCheckpoint {
             path: checkpoint.to_path_buf(),
-            reason: format!("no {} beside it says which network it holds", config_path.display()),
+            reason: format!(
+                "no {} beside it says which network it holds",
+                config_path.display()
+            ),
         });
     }
     let config = crate::train::config::PretrainConfig::from_file(&config_path)?;
     let ck = Checkpoint::load(checkpoint)?;
     let (mut vs, network) = crate::train::pretrain::build_network(&config, device);
     ck.restore(&mut vs, "")?;
-    Ok(LoadedRun { vs, network, config, meta: ck.meta })
+    Ok(LoadedRun {
+        vs,
+        network,
+        config,
+        meta: ck.meta,
+    })
 }

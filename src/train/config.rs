@@ -9,8 +9,8 @@ use crate::data::CifarKind;
 use crate::device::DeviceChoice;
 use crate::model::BackboneKind;
 use crate::objective::Estimator;
-use crate::train::method::Method;
 use crate::train::error::TrainError;
+use crate::train::method::Method;
 
 /// Everything that defines a pretraining run. Defaults follow the paper (SPEC.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,8 +91,10 @@ impl Default for PretrainConfig {
 impl PretrainConfig {
     /// Reads a TOML file; fields it leaves out keep their defaults.
     pub fn from_file(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TrainError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::from_toml(&text, path)
     }
 
@@ -117,10 +119,18 @@ impl PretrainConfig {
             expected: expected.to_string(),
         };
         if self.images < 2 {
-            return Err(bad("images", self.images.to_string(), "an integer of at least 2"));
+            return Err(bad(
+                "images",
+                self.images.to_string(),
+                "an integer of at least 2",
+            ));
         }
         if self.views < 2 {
-            return Err(bad("views", self.views.to_string(), "an integer of at least 2"));
+            return Err(bad(
+                "views",
+                self.views.to_string(),
+                "an integer of at least 2",
+            ));
         }
         if self.epochs == 0 {
             return Err(bad("epochs", "0".into(), "an integer of at least 1"));
@@ -139,10 +149,18 @@ impl PretrainConfig {
             return Err(bad("tau", self.tau.to_string(), "a finite number above 0"));
         }
         if self.hidden < 1 {
-            return Err(bad("hidden", self.hidden.to_string(), "an integer of at least 1"));
+            return Err(bad(
+                "hidden",
+                self.hidden.to_string(),
+                "an integer of at least 1",
+            ));
         }
         if self.edge_types < 1 {
-            return Err(bad("edge_types", self.edge_types.to_string(), "an integer of at least 1"));
+            return Err(bad(
+                "edge_types",
+                self.edge_types.to_string(),
+                "an integer of at least 1",
+            ));
         }
         if let Some(n) = self.train_images {
             if n < self.images.max(2) {
@@ -157,7 +175,11 @@ impl PretrainConfig {
             return Err(bad("threads", "0".into(), "an integer of at least 1"));
         }
         if self.probe_every > 0 && self.probe_images < 10 {
-            return Err(bad("probe_images", self.probe_images.to_string(), "at least 10"));
+            return Err(bad(
+                "probe_images",
+                self.probe_images.to_string(),
+                "at least 10",
+            ));
         }
         Ok(())
     }
@@ -224,7 +246,11 @@ mod tests {
 
     #[test]
     fn round_trip_through_toml() {
-        let c = PretrainConfig { max_steps: Some(7), seed: 3, ..Default::default() };
+        let c = PretrainConfig {
+            max_steps: Some(7),
+            seed: 3,
+            ..Default::default()
+        };
         let back = PretrainConfig::from_toml(&c.to_toml(), Path::new("x")).unwrap();
         assert_eq!(c, back);
     }
@@ -242,11 +268,26 @@ mod tests {
     #[test]
     fn invalid_values_name_field_and_allowed_values() {
         let cases = [
-            PretrainConfig { views: 1, ..Default::default() },
-            PretrainConfig { images: 1, ..Default::default() },
-            PretrainConfig { learning_rate: -1.0, ..Default::default() },
-            PretrainConfig { tau: 0.0, ..Default::default() },
-            PretrainConfig { max_steps: Some(0), ..Default::default() },
+            PretrainConfig {
+                views: 1,
+                ..Default::default()
+            },
+            PretrainConfig {
+                images: 1,
+                ..Default::default()
+            },
+            PretrainConfig {
+                learning_rate: -1.0,
+                ..Default::default()
+            },
+            PretrainConfig {
+                tau: 0.0,
+                ..Default::default()
+            },
+            PretrainConfig {
+                max_steps: Some(0),
+                ..Default::default()
+            },
         ];
         let fields = ["views", "images", "learning_rate", "tau", "max_steps"];
         for (config, field) in cases.iter().zip(fields) {
@@ -259,9 +300,16 @@ mod tests {
     #[test]
     fn difference_names_training_fields_only() {
         let a = PretrainConfig::default();
-        let b = PretrainConfig { epochs: 3, out: "elsewhere".into(), ..a.clone() };
+        let b = PretrainConfig {
+            epochs: 3,
+            out: "elsewhere".into(),
+            ..a.clone()
+        };
         assert_eq!(a.first_difference(&b), None);
-        let c = PretrainConfig { views: 4, ..a.clone() };
+        let c = PretrainConfig {
+            views: 4,
+            ..a.clone()
+        };
         assert_eq!(a.first_difference(&c).as_deref(), Some("views"));
     }
 }

@@ -104,6 +104,9 @@ pub enum TrainError {
         /// Memory available.
         limit_gib: f64,
     },
+    /// The surrogate classifier called during training failed.
+    #[error("surrogate classifier: {0}")]
+    Probe(String),
     /// libtorch reported an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),

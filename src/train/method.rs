@@ -26,8 +26,13 @@ pub enum Method {
 
 impl Method {
     /// Every method, in the order of the paper's table.
-    pub const ALL: [Method; 5] =
-        [Method::Supervised, Method::Random, Method::Xz, Method::Xa, Method::Xza];
+    pub const ALL: [Method; 5] = [
+        Method::Supervised,
+        Method::Random,
+        Method::Xz,
+        Method::Xa,
+        Method::Xza,
+    ];
 
     /// The self-supervised objective this method maximizes, if it is one.
     pub fn objective(self) -> Option<Objective> {

@@ -76,7 +76,10 @@ impl MetricsWriter {
     /// header when 0, else the existing file cut back to the rows up to that step (rows of
     /// steps after the last checkpoint are recomputed by the resumed run).
     pub fn open(path: &Path, resume_step: u64) -> Result<Self, TrainError> {
-        let io = |source| TrainError::Io { path: path.to_path_buf(), source };
+        let io = |source| TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         let mut kept = vec![COLUMNS.join(",")];
         if resume_step > 0 && path.exists() {
             let reader = BufReader::new(File::open(path).map_err(io)?);
@@ -92,14 +95,20 @@ impl MetricsWriter {
         text.push('\n');
         crate::train::checkpoint::write_atomically(path, &text)?;
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
-        Ok(Self { path: path.to_path_buf(), file })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Appends one row and flushes it.
     pub fn write(&mut self, record: &StepRecord) -> Result<(), TrainError> {
         writeln!(self.file, "{}", record.to_row())
             .and_then(|_| self.file.flush())
-            .map_err(|source| TrainError::Io { path: self.path.clone(), source })
+            .map_err(|source| TrainError::Io {
+                path: self.path.clone(),
+                source,
+            })
     }
 }
 
@@ -113,17 +122,31 @@ mod tests {
         let path = dir.path().join("metrics.csv");
         let mut w = MetricsWriter::open(&path, 0).unwrap();
         for step in 1..=5 {
-            let r = StepRecord { step, epoch: 1, loss: -0.5, loss_xz: Some(1.0), ..Default::default() };
+            let r = StepRecord {
+                step,
+                epoch: 1,
+                loss: -0.5,
+                loss_xz: Some(1.0),
+                ..Default::default()
+            };
             w.write(&r).unwrap();
         }
         drop(w);
         let mut w = MetricsWriter::open(&path, 3).unwrap();
-        w.write(&StepRecord { step: 4, epoch: 1, ..Default::default() }).unwrap();
+        w.write(&StepRecord {
+            step: 4,
+            epoch: 1,
+            ..Default::default()
+        })
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], COLUMNS.join(","));
         assert_eq!(lines.len(), 5, "{text}");
-        let steps: Vec<&str> = lines[1..].iter().map(|l| l.split(',').next().unwrap()).collect();
+        let steps: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split(',').next().unwrap())
+            .collect();
         assert_eq!(steps, ["1", "2", "3", "4"]);
         assert_eq!(lines[1].split(',').count(), COLUMNS.len());
         assert!(lines[1].contains(",-0.500000,1.000000,,"), "{}", lines[1]);

@@ -1,5 +1,6 @@
 //! The pretraining loop, its configuration, checkpoints and metrics.
 
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod error;

@@ -63,10 +63,14 @@ pub struct PretrainSummary {
 /// Sets libtorch's and rayon's thread counts (`None`: all cores).
 pub fn set_threads(threads: Option<usize>) {
     let n = threads.unwrap_or_else(|| {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     });
     tch::set_num_threads(n as i32);
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
 }
 
 /// Mixes a seed and a counter into a well-spread 64-bit value (SplitMix64 finalizer).
@@ -128,11 +132,14 @@ pub fn pretrain(
     mut probe: Option<&mut SurrogateProbe<'_>>,
 ) -> Result<PretrainSummary, TrainError> {
     config.validate()?;
-    let objective = config.objective.objective().ok_or_else(|| TrainError::InvalidConfig {
-        field: "objective".into(),
-        value: config.objective.to_string(),
-        expected: "a self-supervised objective (xz, xa or xza) for this loop".into(),
-    })?;
+    let objective = config
+        .objective
+        .objective()
+        .ok_or_else(|| TrainError::InvalidConfig {
+            field: "objective".into(),
+            value: config.objective.to_string(),
+            expected: "a self-supervised objective (xz, xa or xza) for this loop".into(),
+        })?;
     set_threads(config.threads);
     let device = crate::device::resolve(config.device).map_err(TrainError::Device)?;
     if device == Device::Cpu {
@@ -191,7 +198,12 @@ pub fn pretrain(
         "pretraining"
     );
 
-    let plan = data::Schedule::new(dataset.len(), config.images, config.seed, start_step..total_steps);
+    let plan = data::Schedule::new(
+        dataset.len(),
+        config.images,
+        config.seed,
+        start_step..total_steps,
+    );
     let prefetcher = Prefetcher::new(
         dataset.clone(),
         Augmenter::new(config.dataset),
@@ -223,7 +235,9 @@ pub fn pretrain(
         }
         let pairs = &pairs_cache.as_ref().expect("pairs built above").1;
 
-        let x = Tensor::from_slice(&batch).view([n_views as i64, 3, 32, 32]).to_device(device);
+        let x = Tensor::from_slice(&batch)
+            .view([n_views as i64, 3, 32, 32])
+            .to_device(device);
         tch::manual_seed(mix_seed(config.seed, step) as i64 & i64::MAX);
         adam.zero_grad();
         let features = network.encoder.forward_t(&x, true);
@@ -240,7 +254,9 @@ pub fn pretrain(
         let number = step + 1;
         let value = |t: &Tensor| t.double_value(&[]);
         let record_term = |name: &str, bound: &Option<crate::objective::Bound>| {
-            bound.as_ref().map(|b| (name.to_string(), value(&b.loss), value(&b.value)))
+            bound
+                .as_ref()
+                .map(|b| (name.to_string(), value(&b.loss), value(&b.value)))
         };
         let xz = record_term("xz", &terms.xz);
         let xa = record_term("xa", &terms.xa);
@@ -308,8 +324,14 @@ pub fn pretrain(
             let line = format!(
                 "epoch {epoch} step {number}/{total_steps} loss {:.4}{}{} ({:.1} s)",
                 epoch_loss.0 / epoch_loss.1.max(1) as f64,
-                record.bound_xz.map(|b| format!(" I(X,Z)>={b:.3}")).unwrap_or_default(),
-                record.bound_xa.map(|b| format!(" I(X,A)>={b:.3}")).unwrap_or_default(),
+                record
+                    .bound_xz
+                    .map(|b| format!(" I(X,Z)>={b:.3}"))
+                    .unwrap_or_default(),
+                record
+                    .bound_xa
+                    .map(|b| format!(" I(X,A)>={b:.3}"))
+                    .unwrap_or_default(),
                 started.elapsed().as_secs_f64(),
             );
             match &progress {
@@ -345,26 +367,32 @@ pub fn pretrain(
 }
 
 /// Checks the output folder against `resume` and returns the checkpoint to resume from.
-fn prepare_output(
+pub fn prepare_output(
     config: &PretrainConfig,
     resume: bool,
     checkpoint_path: &std::path::Path,
     config_path: &std::path::Path,
 ) -> Result<Option<Checkpoint>, TrainError> {
     let out = &config.out;
-    std::fs::create_dir_all(out).map_err(|source| TrainError::Io { path: out.clone(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| TrainError::Io {
+        path: out.clone(),
+        source,
+    })?;
     let exists = checkpoint_path.exists();
     if config_path.exists() && (exists || resume) {
         let saved = PretrainConfig::from_file(config_path)?;
         if let Some(field) = saved.first_difference(config) {
-            return Err(TrainError::ConfigMismatch { path: config_path.to_path_buf(), field });
+            return Err(TrainError::ConfigMismatch {
+                path: config_path.to_path_buf(),
+                field,
+            });
         }
     }
     match (exists, resume) {
         (true, false) => Err(TrainError::RunExists { path: out.clone() }),
-        (false, true) => {
-            Err(TrainError::NothingToResume { path: checkpoint_path.to_path_buf() })
-        }
+        (false, true) => Err(TrainError::NothingToResume {
+            path: checkpoint_path.to_path_buf(),
+        }),
         (true, true) => Ok(Some(Checkpoint::load(checkpoint_path)?)),
         (false, false) => Ok(None),
     }
