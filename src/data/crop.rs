@@ -143,19 +143,38 @@ pub fn resized_crop(image: &[u8], crop: CropBox, flip: bool, out: &mut [f32]) {
     if flip {
         columns.reverse();
     }
+    let span = crop.left..crop.left + crop.width;
 
+    // Separable: blend the two source rows of an output row, then the two columns.
+    let mut blended = [0.0f32; IMAGE_SIDE];
     for (source, target) in image.chunks_exact(plane).zip(out.chunks_exact_mut(plane)) {
         for (&(row0, row1, wy), target_row) in rows.iter().zip(target.chunks_exact_mut(IMAGE_SIDE))
         {
             let upper = &source[row0 * IMAGE_SIDE..(row0 + 1) * IMAGE_SIDE];
             let lower = &source[row1 * IMAGE_SIDE..(row1 + 1) * IMAGE_SIDE];
+            for column in span.clone() {
+                let top = UNIT[usize::from(upper[column])];
+                let bottom = UNIT[usize::from(lower[column])];
+                blended[column] = lerp(top, bottom, wy);
+            }
             for (&(col0, col1, wx), value) in columns.iter().zip(target_row.iter_mut()) {
-                let top = lerp(f32::from(upper[col0]), f32::from(upper[col1]), wx);
-                let bottom = lerp(f32::from(lower[col0]), f32::from(lower[col1]), wx);
-                *value = lerp(top, bottom, wy) / 255.0;
+                *value = lerp(blended[col0], blended[col1], wx);
             }
         }
     }
+}
+
+/// Byte values on the [0, 1] scale: `UNIT[b] = b / 255`.
+static UNIT: [f32; 256] = unit_table();
+
+const fn unit_table() -> [f32; 256] {
+    let mut table = [0.0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = byte as f32 / 255.0;
+        byte += 1;
+    }
+    table
 }
 
 fn lerp(a: f32, b: f32, weight: f32) -> f32 {

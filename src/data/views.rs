@@ -82,10 +82,11 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
-/// Cuts `order` into consecutive batches of `images` image indices; a final batch with
-/// fewer than 2 images is dropped, since a pair needs two images. Empty if `images == 0`.
+/// Cuts `order` into consecutive batches of `images` image indices. A batch needs two
+/// images to form a pair, so a final batch with fewer than 2 images is dropped, and
+/// `images < 2` gives no batch at all.
 pub fn batches(order: &[usize], images: usize) -> Vec<Vec<usize>> {
-    if images == 0 {
+    if images < 2 {
         return Vec::new();
     }
     let mut batches: Vec<Vec<usize>> = order.chunks(images).map(<[usize]>::to_vec).collect();
@@ -97,7 +98,7 @@ pub fn batches(order: &[usize], images: usize) -> Vec<Vec<usize>> {
 
 /// Number of batches [`batches`] makes of `n` images, `images` at a time.
 pub fn steps_per_epoch(n: usize, images: usize) -> usize {
-    if images == 0 {
+    if images < 2 {
         return 0;
     }
     n / images + usize::from(n % images >= 2)

@@ -15,7 +15,9 @@ pub enum EvalError {
         shape: Vec<i64>,
     },
     /// Labels that are not a vector with one entry per row of the features.
-    #[error("{name} have shape {shape:?}, expected a vector of {rows} labels (one per feature row)")]
+    #[error(
+        "{name} have shape {shape:?}, expected a vector of {rows} labels (one per feature row)"
+    )]
     LabelShape {
         /// Which labels (`train labels`, `test labels`).
         name: &'static str,

@@ -16,7 +16,11 @@ use super::error::EvalError;
 
 /// Writes `values` (any shape, usually features `[n, d]`) as 32-bit floats (`<f4`).
 pub fn write_npy_f32(path: &Path, values: &Tensor) -> Result<(), EvalError> {
-    let values = values.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    let values = values
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
     let flat: Vec<f32> = Vec::try_from(values.flatten(0, -1))?;
     let bytes: Vec<u8> = flat.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(path, "<f4", &values.size(), &bytes)
@@ -24,7 +28,11 @@ pub fn write_npy_f32(path: &Path, values: &Tensor) -> Result<(), EvalError> {
 
 /// Writes `values` (any shape, usually labels `[n]`) as 64-bit integers (`<i8`).
 pub fn write_npy_i64(path: &Path, values: &Tensor) -> Result<(), EvalError> {
-    let values = values.detach().to_device(Device::Cpu).to_kind(Kind::Int64).contiguous();
+    let values = values
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Int64)
+        .contiguous();
     let flat: Vec<i64> = Vec::try_from(values.flatten(0, -1))?;
     let bytes: Vec<u8> = flat.iter().flat_map(|v| v.to_le_bytes()).collect();
     write_npy(path, "<i8", &values.size(), &bytes)
@@ -67,12 +75,18 @@ fn write_npy(path: &Path, descr: &str, shape: &[i64], data: &[u8]) -> Result<(),
     })();
     result.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        EvalError::Io { path: path.to_path_buf(), source }
+        EvalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -100,10 +114,15 @@ mod tests {
         assert!(!dir.path().join("features.npy.tmp").exists());
 
         let (dict, data) = parse(&std::fs::read(&path).unwrap());
-        assert_eq!(dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }");
+        assert_eq!(
+            dict,
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 2), }"
+        );
         assert_eq!(data.len(), 6 * 4);
-        let values: Vec<f32> =
-            data.chunks(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> = data
+            .chunks(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         assert_eq!(values, [1.5, -2.0, 0.25, 3.0, 4.0, -0.5]);
     }
 
@@ -113,7 +132,10 @@ mod tests {
         let path = dir.path().join("labels.npy");
         write_npy_u16(&path, &[3, 0, 513]).unwrap();
         let (dict, data) = parse(&std::fs::read(&path).unwrap());
-        assert_eq!(dict, "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }");
+        assert_eq!(
+            dict,
+            "{'descr': '<u2', 'fortran_order': False, 'shape': (3,), }"
+        );
         assert_eq!(data, [3, 0, 0, 0, 1, 2]);
 
         write_npy_i64(&path, &Tensor::from_slice(&[7i64, -1])).unwrap();
@@ -127,25 +149,41 @@ mod tests {
     fn numpy_reads_the_file_when_it_is_installed() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.npy");
-        write_npy_f32(&path, &Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2])).unwrap();
+        write_npy_f32(
+            &path,
+            &Tensor::from_slice(&[1.0f32, 2.0, 3.0, 4.0]).view([2, 2]),
+        )
+        .unwrap();
         let script = format!(
             "import numpy as np; a = np.load({:?}); assert a.shape == (2, 2) and a[1, 0] == 3.0",
             path.display().to_string()
         );
-        let Ok(out) = std::process::Command::new("python3").args(["-c", "import numpy"]).output()
+        let Ok(out) = std::process::Command::new("python3")
+            .args(["-c", "import numpy"])
+            .output()
         else {
             return;
         };
         if !out.status.success() {
             return;
         }
-        let out = std::process::Command::new("python3").args(["-c", &script]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]
     fn an_unwritable_path_is_named() {
         let err = write_npy_u16(Path::new("/nonexistent-folder/x.npy"), &[1]).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-folder/x.npy"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent-folder/x.npy"),
+            "{err}"
+        );
     }
 }

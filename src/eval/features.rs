@@ -36,7 +36,10 @@ pub fn embed_indices(
                 let images = Tensor::from_slice(&pixels)
                     .view([chunk.len() as i64, 3, 32, 32])
                     .to_device(device);
-                encoder.forward_t(&images, false).to_kind(Kind::Float).to_device(Device::Cpu)
+                encoder
+                    .forward_t(&images, false)
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu)
             })
             .collect();
         if parts.is_empty() {
@@ -61,7 +64,10 @@ pub fn label_tensor(dataset: &Dataset) -> Tensor {
 /// # Panics
 /// If an index is not below `dataset.len()`.
 pub fn labels_at(dataset: &Dataset, indices: &[usize]) -> Tensor {
-    let labels: Vec<i64> = indices.iter().map(|&i| i64::from(dataset.labels[i])).collect();
+    let labels: Vec<i64> = indices
+        .iter()
+        .map(|&i| i64::from(dataset.labels[i]))
+        .collect();
     Tensor::from_slice(&labels)
 }
 
@@ -76,7 +82,12 @@ mod tests {
         let images = (0..n * 3072).map(|i| (i * 7 % 251) as u8).collect();
         let labels = (0..n).map(|i| (i % 10) as u16).collect();
         let class_names = (0..10).map(|i| format!("c{i}")).collect();
-        Dataset { kind: CifarKind::Cifar10, images, labels, class_names }
+        Dataset {
+            kind: CifarKind::Cifar10,
+            images,
+            labels,
+            class_names,
+        }
     }
 
     fn encoder() -> (VarStore, Backbone) {

@@ -23,14 +23,21 @@ pub(crate) fn labelled(
 ) -> Result<Labelled, EvalError> {
     let shape = x.size();
     if shape.len() != 2 {
-        return Err(EvalError::NotAMatrix { name: x_name, shape });
+        return Err(EvalError::NotAMatrix {
+            name: x_name,
+            shape,
+        });
     }
     let rows = shape[0];
     if rows == 0 {
         return Err(EvalError::Empty { name: x_name });
     }
     if y.size() != [rows] {
-        return Err(EvalError::LabelShape { name: y_name, shape: y.size(), rows });
+        return Err(EvalError::LabelShape {
+            name: y_name,
+            shape: y.size(),
+            rows,
+        });
     }
     if classes == 0 {
         return Err(EvalError::InvalidSetting {
@@ -39,12 +46,24 @@ pub(crate) fn labelled(
             expected: "at least 1",
         });
     }
-    let x = x.detach().to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
-    let y = y.detach().to_device(Device::Cpu).to_kind(Kind::Int64).contiguous();
+    let x = x
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Float)
+        .contiguous();
+    let y = y
+        .detach()
+        .to_device(Device::Cpu)
+        .to_kind(Kind::Int64)
+        .contiguous();
     let (low, high) = (y.min().int64_value(&[]), y.max().int64_value(&[]));
     for label in [low, high] {
         if label < 0 || label >= classes as i64 {
-            return Err(EvalError::LabelOutOfRange { name: y_name, label, classes });
+            return Err(EvalError::LabelOutOfRange {
+                name: y_name,
+                label,
+                classes,
+            });
         }
     }
     Ok(Labelled { x, y })

@@ -50,7 +50,10 @@ pub fn knn_accuracy(
             let size = chunk.min(m - start);
             let similarity = unit_rows(&test.x.narrow(0, start, size)).matmul(&bank);
             let (_, nearest) = similarity.topk(k, 1, true, false);
-            let neighbour_labels = train.y.index_select(0, &nearest.flatten(0, 1)).view([size, k]);
+            let neighbour_labels = train
+                .y
+                .index_select(0, &nearest.flatten(0, 1))
+                .view([size, k]);
 
             // Votes per class; ties go to the smaller label by ranking
             // `votes * classes + (classes - 1 - label)`, whose maximum is unique.
@@ -59,7 +62,8 @@ pub fn knn_accuracy(
                 &neighbour_labels,
                 &Tensor::ones([size, k], (Kind::Int64, Device::Cpu)),
             );
-            let tie_break = Tensor::arange(classes, (Kind::Int64, Device::Cpu)).neg() + (classes - 1);
+            let tie_break =
+                Tensor::arange(classes, (Kind::Int64, Device::Cpu)).neg() + (classes - 1);
             let predicted = (votes * classes + tie_break).argmax(1, false);
             let hits = predicted.eq_tensor(&test.y.narrow(0, start, size));
             correct += hits.sum(Kind::Int64).int64_value(&[]);
@@ -72,7 +76,9 @@ pub fn knn_accuracy(
 
 /// Rows scaled to unit length (a zero row stays zero): `[n, d] -> [n, d]`.
 fn unit_rows(x: &Tensor) -> Tensor {
-    let norms = x.norm_scalaropt_dim(2, [1i64].as_slice(), true).clamp_min(1e-12);
+    let norms = x
+        .norm_scalaropt_dim(2, [1i64].as_slice(), true)
+        .clamp_min(1e-12);
     x / norms
 }
 
@@ -128,8 +134,14 @@ mod tests {
         let x = rows(&[1.0, 0.0, 0.0, 1.0], 2);
         let test = rows(&[1.0, 1.0], 2);
         for y in [labels(&[0, 1]), labels(&[1, 0])] {
-            assert_eq!(knn_accuracy(&x, &y, &test, &labels(&[0]), 2, 2).unwrap(), 1.0);
-            assert_eq!(knn_accuracy(&x, &y, &test, &labels(&[1]), 2, 2).unwrap(), 0.0);
+            assert_eq!(
+                knn_accuracy(&x, &y, &test, &labels(&[0]), 2, 2).unwrap(),
+                1.0
+            );
+            assert_eq!(
+                knn_accuracy(&x, &y, &test, &labels(&[1]), 2, 2).unwrap(),
+                0.0
+            );
         }
     }
 
@@ -138,7 +150,10 @@ mod tests {
         let (x, y) = circle();
         let test = rows(&[0.0, 1.0], 2);
         // All six vote: label 1 has three votes.
-        assert_eq!(knn_accuracy(&x, &y, &test, &labels(&[1]), 3, 50).unwrap(), 1.0);
+        assert_eq!(
+            knn_accuracy(&x, &y, &test, &labels(&[1]), 3, 50).unwrap(),
+            1.0
+        );
     }
 
     #[test]

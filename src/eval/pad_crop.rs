@@ -60,10 +60,14 @@ pub fn pad_crop_flip(
         let black = scale(0);
         let plane = &image[channel * SIDE * SIDE..(channel + 1) * SIDE * SIDE];
         for row in 0..SIDE {
-            let source_row = (row + window.top).checked_sub(padding).filter(|&r| r < SIDE);
+            let source_row = (row + window.top)
+                .checked_sub(padding)
+                .filter(|&r| r < SIDE);
             for col in 0..SIDE {
                 let shown = if window.flip { SIDE - 1 - col } else { col };
-                let source_col = (shown + window.left).checked_sub(padding).filter(|&c| c < SIDE);
+                let source_col = (shown + window.left)
+                    .checked_sub(padding)
+                    .filter(|&c| c < SIDE);
                 out[channel * SIDE * SIDE + row * SIDE + col] = match (source_row, source_col) {
                     (Some(r), Some(c)) => scale(plane[r * SIDE + c]),
                     _ => black,
@@ -81,12 +85,13 @@ pub fn pad_crop_flip(
 /// If an index is not below `dataset.len()`.
 pub fn augment_batch(dataset: &Dataset, indices: &[usize], padding: usize, seed: u64) -> Vec<f32> {
     let mut out = vec![0.0f32; indices.len() * IMAGE];
-    out.par_chunks_mut(IMAGE).zip(indices.par_iter()).enumerate().for_each(
-        |(position, (values, &index))| {
+    out.par_chunks_mut(IMAGE)
+        .zip(indices.par_iter())
+        .enumerate()
+        .for_each(|(position, (values, &index))| {
             let window = CropFlip::sample(&mut seeded_rng(seed, position as u64), padding);
             pad_crop_flip(dataset.image(index), dataset.kind, padding, window, values);
-        },
-    );
+        });
     out
 }
 
@@ -96,7 +101,9 @@ mod tests {
 
     /// An image whose byte at (c, r, x) is `c * 64 + r + x` (below 256 for 32x32).
     fn gradient() -> Vec<u8> {
-        (0..IMAGE).map(|i| ((i / 1024) * 64 + (i / 32) % 32 + i % 32) as u8).collect()
+        (0..IMAGE)
+            .map(|i| ((i / 1024) * 64 + (i / 32) % 32 + i % 32) as u8)
+            .collect()
     }
 
     fn byte_of(value: f32, channel: usize) -> f32 {
@@ -108,10 +115,17 @@ mod tests {
     fn the_centred_window_without_flip_is_the_normalized_image() {
         let image = gradient();
         let mut out = vec![0.0; IMAGE];
-        let window = CropFlip { top: 4, left: 4, flip: false };
+        let window = CropFlip {
+            top: 4,
+            left: 4,
+            flip: false,
+        };
         pad_crop_flip(&image, CifarKind::Cifar10, 4, window, &mut out);
         for (i, (&o, &b)) in out.iter().zip(&image).enumerate() {
-            assert!((byte_of(o, i / 1024) - f32::from(b)).abs() < 1e-3, "pixel {i}");
+            assert!(
+                (byte_of(o, i / 1024) - f32::from(b)).abs() < 1e-3,
+                "pixel {i}"
+            );
         }
     }
 
@@ -121,13 +135,21 @@ mod tests {
         let mut out = vec![0.0; IMAGE];
         // Top 0, left 8: output row r shows source row r - 4; output column x shows padded
         // column (31 - x) + 8, i.e. source column 35 - x, black for x < 4.
-        let window = CropFlip { top: 0, left: 8, flip: true };
+        let window = CropFlip {
+            top: 0,
+            left: 8,
+            flip: true,
+        };
         pad_crop_flip(&image, CifarKind::Cifar10, 4, window, &mut out);
         let at = |c: usize, r: usize, x: usize| byte_of(out[c * 1024 + r * 32 + x], c);
         assert!(at(0, 2, 10).abs() < 1e-3, "row 2 comes from the padding");
         assert!(at(1, 10, 2).abs() < 1e-3, "column 2 comes from the padding");
         let want = (2 * 64 + (10 - 4) + (35 - 7)) as f32;
-        assert!((at(2, 10, 7) - want).abs() < 1e-3, "{} vs {want}", at(2, 10, 7));
+        assert!(
+            (at(2, 10, 7) - want).abs() < 1e-3,
+            "{} vs {want}",
+            at(2, 10, 7)
+        );
     }
 
     #[test]

@@ -5,13 +5,13 @@ use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::Module, nn::VarStore, Device, Kind, Tensor};
+use tch::{nn, nn::Module, nn::VarStore, Device, Tensor};
 
 use super::error::EvalError;
 use super::inputs::seeded_rng;
 use super::pad_crop::{augment_batch, PADDING};
 use crate::data::Dataset;
-use crate::model::Backbone;
+use crate::model::{Backbone, FEATURES};
 use crate::optim::Sgd;
 
 /// Name of the head's sub-path under the root of the `VarStore` that holds the encoder.
@@ -62,19 +62,35 @@ impl SupervisedSettings {
     /// Rejects settings that cannot be used, naming the field.
     pub fn validate(&self) -> Result<(), EvalError> {
         let bad = |field, value: String, expected| {
-            Err(EvalError::InvalidSetting { field, value, expected })
+            Err(EvalError::InvalidSetting {
+                field,
+                value,
+                expected,
+            })
         };
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", self.learning_rate.to_string(), "a finite number above 0");
+            return bad(
+                "learning_rate",
+                self.learning_rate.to_string(),
+                "a finite number above 0",
+            );
         }
         if !(0.0..1.0).contains(&self.momentum) {
             return bad("momentum", self.momentum.to_string(), "a number in [0, 1)");
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", self.weight_decay.to_string(), "a finite number >= 0");
+            return bad(
+                "weight_decay",
+                self.weight_decay.to_string(),
+                "a finite number >= 0",
+            );
         }
         if self.batch < 2 {
-            return bad("batch", self.batch.to_string(), "at least 2 (BatchNorm needs two)");
+            return bad(
+                "batch",
+                self.batch.to_string(),
+                "at least 2 (BatchNorm needs two)",
+            );
         }
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "at least 1");
@@ -91,7 +107,10 @@ impl SupervisedSettings {
     /// The learning rate of step `step` (0-based) of `total`: the initial rate until half
     /// of the steps, a tenth of it until three quarters, a hundredth after.
     pub fn learning_rate_at(&self, step: u64, total: u64) -> f64 {
-        let passed = [total / 2, total * 3 / 4].iter().filter(|&&m| step >= m).count();
+        let passed = [total / 2, total * 3 / 4]
+            .iter()
+            .filter(|&&m| step >= m)
+            .count();
         self.learning_rate * 0.1f64.powi(passed as i32)
     }
 }
@@ -134,7 +153,12 @@ pub struct SupervisedSummary {
 
 /// The linear head `Linear(64, classes)`, with its variables under `root / HEAD_PATH`.
 pub fn supervised_head(root: &nn::Path, classes: usize) -> nn::Linear {
-    nn::linear(root / HEAD_PATH, 64, classes as i64, Default::default())
+    nn::linear(
+        root / HEAD_PATH,
+        FEATURES,
+        classes as i64,
+        Default::default(),
+    )
 }
 
 /// Trains `encoder` and `head` (both with variables in `vs`, on `device`) with labels:
@@ -155,7 +179,9 @@ pub fn train_supervised(
     settings.validate()?;
     let n = dataset.len();
     if n < 2 {
-        return Err(EvalError::Empty { name: "training images (at least two are needed)" });
+        return Err(EvalError::Empty {
+            name: "training images (at least two are needed)",
+        });
     }
     let classes = head.ws.size()[0];
     if let Some(&label) = dataset.labels.iter().find(|&&l| i64::from(l) >= classes) {
@@ -171,7 +197,12 @@ pub fn train_supervised(
     let per_epoch = full + u64::from(n % batch >= 2);
     let planned = per_epoch * settings.epochs;
     let total = settings.max_steps.map_or(planned, |m| m.min(planned));
-    let mut sgd = Sgd::new(vs, settings.learning_rate, settings.momentum, settings.weight_decay);
+    let mut sgd = Sgd::new(
+        vs,
+        settings.learning_rate,
+        settings.momentum,
+        settings.weight_decay,
+    );
     let mut history: Vec<(f64, f64)> = Vec::with_capacity(total as usize);
 
     let mut order: Vec<usize> = (0..n).collect();
@@ -186,9 +217,13 @@ pub fn train_supervised(
                 continue;
             }
             let pixels = augment_batch(dataset, chunk, settings.padding, view_seed(settings, step));
-            let images =
-                Tensor::from_slice(&pixels).view([chunk.len() as i64, 3, 32, 32]).to_device(device);
-            let labels: Vec<i64> = chunk.iter().map(|&i| i64::from(dataset.labels[i])).collect();
+            let images = Tensor::from_slice(&pixels)
+                .view([chunk.len() as i64, 3, 32, 32])
+                .to_device(device);
+            let labels: Vec<i64> = chunk
+                .iter()
+                .map(|&i| i64::from(dataset.labels[i]))
+                .collect();
             let labels = Tensor::from_slice(&labels).to_device(device);
 
             let learning_rate = settings.learning_rate_at(step, total);
@@ -202,9 +237,16 @@ pub fn train_supervised(
             step += 1;
             let loss = loss.double_value(&[]);
             if !loss.is_finite() {
-                return Err(EvalError::NonFiniteLoss { what: "supervised reference", step, loss });
+                return Err(EvalError::NonFiniteLoss {
+                    what: "supervised reference",
+                    step,
+                    loss,
+                });
             }
-            let accuracy = logits.detach().accuracy_for_logits(&labels).double_value(&[]);
+            let accuracy = logits
+                .detach()
+                .accuracy_for_logits(&labels)
+                .double_value(&[]);
             history.push((loss, accuracy));
             on_step(&SupervisedStep {
                 step,
@@ -259,20 +301,35 @@ mod tests {
             labels.push(label);
         }
         let class_names = (0..10).map(|i| format!("colour{i}")).collect();
-        Dataset { kind: CifarKind::Cifar10, images, labels, class_names }
+        Dataset {
+            kind: CifarKind::Cifar10,
+            images,
+            labels,
+            class_names,
+        }
     }
 
     #[test]
     fn defaults_follow_the_specification_and_the_schedule_steps_down_twice() {
         let s = SupervisedSettings::default();
-        assert_eq!((s.learning_rate, s.momentum, s.batch, s.padding), (0.1, 0.9, 128, 4));
-        let rates: Vec<f64> = [0, 49, 50, 74, 75, 99].iter().map(|&t| s.learning_rate_at(t, 100)).collect();
+        assert_eq!(
+            (s.learning_rate, s.momentum, s.batch, s.padding),
+            (0.1, 0.9, 128, 4)
+        );
+        let rates: Vec<f64> = [0, 49, 50, 74, 75, 99]
+            .iter()
+            .map(|&t| s.learning_rate_at(t, 100))
+            .collect();
         let want = [0.1, 0.1, 0.01, 0.01, 0.001, 0.001];
         for (got, want) in rates.iter().zip(want) {
             assert!((got - want).abs() < 1e-12, "{rates:?}");
         }
         let bad = SupervisedSettings { momentum: 1.5, ..s };
-        assert!(bad.validate().unwrap_err().to_string().contains("`momentum`"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("`momentum`"));
     }
 
     #[test]
@@ -292,9 +349,15 @@ mod tests {
             ..SupervisedSettings::default()
         };
         let mut seen = Vec::new();
-        let summary = train_supervised(&vs, &encoder, &head, &data, &settings, Device::Cpu, &mut |s| {
-            seen.push(*s)
-        })
+        let summary = train_supervised(
+            &vs,
+            &encoder,
+            &head,
+            &data,
+            &settings,
+            Device::Cpu,
+            &mut |s| seen.push(*s),
+        )
         .unwrap();
         assert_eq!(summary.steps, 40);
         assert_eq!(seen.len(), 40);
@@ -323,6 +386,9 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
-        assert!(err.contains("training labels") && err.contains("0..5"), "{err}");
+        assert!(
+            err.contains("training labels") && err.contains("0..5"),
+            "{err}"
+        );
     }
 }

@@ -181,8 +181,9 @@ mod tests {
         assert_eq!(image.pixels().filter(|p| p.0 == white.0).count(), 4);
 
         let mut image = RgbImage::new(20, 20);
-        draw_segment(&mut image, (2.0, 10.0), (17.0, 10.0), 1.0, white);
-        assert_eq!(image.get_pixel(10, 9).0, [255, 255, 255]);
+        draw_segment(&mut image, (2.0, 10.5), (17.0, 10.5), 1.0, white);
+        assert_eq!(image.get_pixel(10, 10).0, [255, 255, 255]);
+        assert_eq!(image.get_pixel(10, 9).0, [0, 0, 0]);
         assert_eq!(image.get_pixel(10, 2).0, [0, 0, 0]);
 
         let mut image = RgbImage::new(20, 20);

@@ -334,7 +334,7 @@ impl LogitAdam {
             let denominator = (&self.second / bias2).sqrt() + Self::EPS;
             let update = &self.first / denominator * (self.learning_rate / bias1);
             let mut logits = logits.shallow_clone();
-            let _ = logits.sub_(&update);
+            let _ = logits.g_sub_(&update);
         });
     }
 }

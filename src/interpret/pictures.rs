@@ -158,11 +158,11 @@ mod panel {
     /// Screen pixels per image pixel.
     pub const IMAGE_SCALE: u32 = 2;
     /// Side of the square holding the circle of slots.
-    pub const GRAPH_SIDE: u32 = 156;
+    pub const GRAPH_SIDE: u32 = 176;
     /// Radius of the circle the slot nodes sit on.
-    pub const RING: f64 = 60.0;
+    pub const RING: f64 = 72.0;
     /// Radius of a slot node.
-    pub const NODE: f64 = 10.0;
+    pub const NODE: f64 = 10.5;
     /// Sideways shift of a directed edge, so that `i -> j` and `j -> i` do not overlap.
     pub const OFFSET: f64 = 2.5;
     /// Length and half-width of an arrowhead.
@@ -233,7 +233,7 @@ pub fn graph_picture(
     let columns = count.min(panel::COLUMNS) as u32;
     let rows = count.div_ceil(panel::COLUMNS) as u32;
     let legend = text_height(2) + 2 * MARGIN;
-    let width = (MARGIN + columns * (panel_width + GAP) - GAP + MARGIN).max(560);
+    let width = (MARGIN + columns * (panel_width + GAP) - GAP + MARGIN).max(legend_width(types));
     let height = legend + rows * (panel_height + GAP) - GAP + MARGIN;
     let mut canvas = RgbImage::from_pixel(width, height, PAPER);
 
@@ -271,22 +271,44 @@ pub fn graph_picture(
     Ok(canvas)
 }
 
+/// Texts and spacing of the legend strip of `graph.png`.
+mod legend {
+    pub const TITLE: &str = "EDGE TYPE:";
+    pub const DIRECTION: &str = "ARROW: SENDER > RECEIVER";
+    pub const SCALE: u32 = 2;
+    /// Length of a colour swatch, and the room it takes with its gap.
+    pub const SWATCH: (f64, i64) = (26.0, 34);
+    /// Space after the title and after each type's number.
+    pub const SPACE: i64 = 20;
+}
+
+/// Width of the legend strip, margins included.
+fn legend_width(types: usize) -> u32 {
+    let numbers: i64 = (0..types)
+        .map(|t| legend::SWATCH.1 + text_width(&t.to_string(), legend::SCALE) as i64 + legend::SPACE)
+        .sum();
+    let title = text_width(legend::TITLE, legend::SCALE) as i64 + legend::SPACE;
+    let direction = legend::SPACE + text_width(legend::DIRECTION, legend::SCALE) as i64;
+    (2 * MARGIN as i64 + title + numbers + direction) as u32
+}
+
 fn draw_legend(canvas: &mut RgbImage, types: usize) {
-    let scale = 2;
+    let scale = legend::SCALE;
     let y = MARGIN as i64;
     let middle = y as f64 + text_height(scale) as f64 / 2.0;
     let mut x = MARGIN as i64;
-    draw_text(canvas, x, y, "EDGE TYPE:", scale, INK);
-    x += text_width("EDGE TYPE:", scale) as i64 + 16;
+    draw_text(canvas, x, y, legend::TITLE, scale, INK);
+    x += text_width(legend::TITLE, scale) as i64 + legend::SPACE;
     for edge_type in 0..types {
         let colour = edge_type_colour(edge_type);
-        draw_segment(canvas, (x as f64, middle), (x as f64 + 26.0, middle), 4.0, colour);
-        x += 34;
+        let swatch_end = x as f64 + legend::SWATCH.0;
+        draw_segment(canvas, (x as f64, middle), (swatch_end, middle), 4.0, colour);
+        x += legend::SWATCH.1;
         let name = edge_type.to_string();
         draw_text(canvas, x, y, &name, scale, INK);
-        x += text_width(&name, scale) as i64 + 20;
+        x += text_width(&name, scale) as i64 + legend::SPACE;
     }
-    draw_text(canvas, x + 20, y, "ARROW: SENDER > RECEIVER", scale, INK);
+    draw_text(canvas, x + legend::SPACE, y, legend::DIRECTION, scale, INK);
 }
 
 /// `edge-frequency.png`: for each of the `types` edge types, a `slots x slots` heat map of

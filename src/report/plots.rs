@@ -68,7 +68,9 @@ pub struct SurrogateCurve {
 /// The mean surrogate accuracy curve of each method among `runs`. Methods without any
 /// measurement are absent.
 pub fn surrogate_curves(runs: &[&Run]) -> BTreeMap<Method, SurrogateCurve> {
-    let mut sums: BTreeMap<Method, (BTreeMap<u64, (f64, usize)>, usize)> = BTreeMap::new();
+    // Per method: (sum of accuracies and count, per step), runs with measurements.
+    type Sums = (BTreeMap<u64, (f64, usize)>, usize);
+    let mut sums: BTreeMap<Method, Sums> = BTreeMap::new();
     for run in runs {
         let points = run.surrogate_points();
         if points.is_empty() {
@@ -128,9 +130,9 @@ fn padded_range(values: impl Iterator<Item = f64>, fallback: Range<f64>) -> Rang
     (lo - pad)..(hi + pad)
 }
 
-/// Decimals that tell apart ticks about a fifth of `range` apart.
+/// Decimals enough for ticks a twentieth of `range` apart (finer than the library's).
 fn tick_decimals(range: &Range<f64>) -> usize {
-    let step = (range.end - range.start).abs() / 5.0;
+    let step = (range.end - range.start).abs() / 20.0;
     if step > 0.0 && step.is_finite() {
         (-step.log10().floor()).clamp(0.0, 6.0) as usize
     } else {
@@ -138,16 +140,21 @@ fn tick_decimals(range: &Range<f64>) -> usize {
     }
 }
 
-/// A tick label with `decimals` decimals and no `-0`.
+/// A tick label with at most `decimals` decimals, no trailing zeros and no `-0`.
 fn tick_label(value: f64, decimals: usize) -> String {
     let scale = 10f64.powi(decimals as i32);
     let rounded = (value * scale).round() / scale + 0.0;
-    format!("{rounded:.decimals$}")
+    let text = format!("{rounded:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// Where the legend hides the least: below when the curves end in the upper half of `y`.
-fn legend_position<'a>(
-    curves: impl Iterator<Item = &'a [(f64, f64)]>,
+fn legend_position<'a, X: 'a>(
+    curves: impl Iterator<Item = &'a [(X, f64)]>,
     y: &Range<f64>,
 ) -> SeriesLabelPosition {
     let ends: Vec<f64> = curves
@@ -162,14 +169,15 @@ fn legend_position<'a>(
     }
 }
 
-fn step_range(steps: impl Iterator<Item = u64>) -> Range<f64> {
-    let (lo, hi) = steps.fold((u64::MAX, 0), |(lo, hi), s| (lo.min(s), hi.max(s)));
+/// The steps from the first to the last, widened by one on each side when they are one.
+fn step_range(steps: impl Iterator<Item = i64>) -> Range<i64> {
+    let (lo, hi) = steps.fold((i64::MAX, i64::MIN), |(lo, hi), s| (lo.min(s), hi.max(s)));
     if lo > hi {
-        0.0..1.0
+        0..1
     } else if lo == hi {
-        (lo as f64 - 1.0)..(hi as f64 + 1.0)
+        (lo - 1).max(0)..hi + 1
     } else {
-        lo as f64..hi as f64
+        lo..hi
     }
 }
 
@@ -189,13 +197,13 @@ pub fn draw_surrogate(
     root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
 
     let points = curves.values().flat_map(|c| &c.points);
-    let x = step_range(points.clone().map(|p| p.0));
+    let x = step_range(points.clone().map(|p| p.0 as i64));
     let y = padded_range(points.map(|p| p.1), 0.0..100.0);
     let y = y.start.max(0.0)..y.end.min(100.0);
     let decimals = tick_decimals(&y);
-    let lines: Vec<Vec<(f64, f64)>> = curves
+    let lines: Vec<Vec<(i64, f64)>> = curves
         .values()
-        .map(|c| c.points.iter().map(|(s, a)| (*s as f64, *a)).collect())
+        .map(|c| c.points.iter().map(|(s, a)| (*s as i64, *a)).collect())
         .collect();
     let legend = legend_position(lines.iter().map(Vec::as_slice), &y);
     let mut chart = ChartBuilder::on(&root)
@@ -209,7 +217,6 @@ pub fn draw_surrogate(
         .configure_mesh()
         .x_desc("training step")
         .y_desc("surrogate training accuracy (%)")
-        .x_label_formatter(&|x| tick_label(*x, 0))
         .y_label_formatter(&|y| tick_label(*y, decimals))
         .light_line_style(RGBColor(238, 238, 238))
         .axis_desc_style((FONT, 18))
@@ -247,7 +254,7 @@ pub fn draw_surrogate(
 struct Series {
     label: &'static str,
     color: RGBColor,
-    points: Vec<(f64, f64)>,
+    points: Vec<(i64, f64)>,
 }
 
 fn series(
@@ -263,7 +270,7 @@ fn series(
         .filter_map(|r| {
             pick(r)
                 .filter(|v| v.is_finite())
-                .map(|v| (r.step as f64, v))
+                .map(|v| (r.step as i64, v))
         })
         .collect();
     Series {
@@ -281,11 +288,7 @@ fn draw_panel(
     all: &[Series],
 ) -> Result<(), ReportError> {
     let err = plot_error(path);
-    let x = padded_range(
-        all.iter().flat_map(|s| s.points.iter().map(|p| p.0)),
-        0.0..1.0,
-    );
-    let x = x.start.max(0.0)..x.end;
+    let x = step_range(all.iter().flat_map(|s| s.points.iter().map(|p| p.0)));
     let y = padded_range(
         all.iter().flat_map(|s| s.points.iter().map(|p| p.1)),
         0.0..1.0,
@@ -303,7 +306,6 @@ fn draw_panel(
         .configure_mesh()
         .x_desc("training step")
         .y_desc(y_desc)
-        .x_label_formatter(&|x| tick_label(*x, 0))
         .y_label_formatter(&|y| tick_label(*y, decimals))
         .light_line_style(RGBColor(238, 238, 238))
         .axis_desc_style((FONT, 16))

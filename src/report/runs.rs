@@ -611,7 +611,7 @@ pub fn load_runs(root: &Path) -> Result<RunSet, ReportError> {
 
 fn load_run(root: &Path, dir: &Path, skipped: &mut Vec<SkippedFile>) -> Option<Run> {
     let mut skip = |path: PathBuf, error: ReportError, consequence: &str| {
-        tracing::warn!("skipping {}: {error}; {consequence}", path.display());
+        tracing::warn!("{error} (skipped: {consequence})");
         skipped.push(SkippedFile {
             path,
             reason: error.to_string(),
