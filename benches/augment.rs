@@ -1,5 +1,5 @@
-//! Throughput of the view pipeline: one paper-sized view batch (M = 64 images, V = 32 views)
-//! from a synthetic in-memory data set, timed over a few repetitions.
+//! Throughput of the view pipeline: one paper-sized view batch (M = 64 images, V = 32
+//! views) from a synthetic in-memory data set, timed over a few repetitions.
 //!
 //! Prints `RESULT augment views=2048 threads=<rayon threads> views_per_s=<n>`.
 

@@ -101,7 +101,10 @@ pub fn run(args: InterpretArgs) -> anyhow::Result<()> {
     let kind = args.dataset.unwrap_or(run.config.dataset);
     let data_dir = args.data.clone().unwrap_or_else(|| run.config.data.clone());
     let out = args.out.clone().unwrap_or_else(|| {
-        args.checkpoint.parent().unwrap_or(Path::new(".")).join("interpret")
+        args.checkpoint
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("interpret")
     });
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     tracing::info!(
@@ -113,14 +116,8 @@ pub fn run(args: InterpretArgs) -> anyhow::Result<()> {
     );
 
     let test = data::load(&data_dir, kind, Split::Test)?;
-    let indices = match &args.indices {
-        Some(indices) => {
-            interpret::check_indices(indices, test.len(), "test")?;
-            indices.clone()
-        }
-        None => interpret::sample_indices(test.len(), args.images, args.seed, "test")?,
-    };
-    let images = image_tensor(&test, &indices).to_device(device);
+    let chosen = Chosen::new(&test, &args, device)?;
+    let indices = &chosen.indices;
     let marginal = marginal_images(&data_dir, kind, args.marginal, args.seed)?;
     tracing::info!(
         "{} test images x {SLOTS} slots, {} steps, marginal of {} training images",
@@ -130,10 +127,8 @@ pub fn run(args: InterpretArgs) -> anyhow::Result<()> {
     );
 
     let encoder = interpret::frozen_encoder(&run.network.encoder);
-    let result = optimize_with_progress(&encoder, &images, &marginal, &settings, device)?;
-    let labels: Vec<String> = indices.iter().map(|i| format!("#{i}")).collect();
-    let image_bytes: Vec<u8> = indices.iter().flat_map(|&i| test.image(i).to_vec()).collect();
-    let mut written = write_masks(&out, &result, &image_bytes, &labels)?;
+    let result = optimize_with_progress(&encoder, &chosen.images, &marginal, &settings, device)?;
+    let mut written = write_masks(&out, &result, &chosen)?;
     for c in &result.collapsed {
         tracing::warn!(
             "mask of test image {} slot {} collapsed to {} (mean {:.4})",
@@ -145,7 +140,11 @@ pub fn run(args: InterpretArgs) -> anyhow::Result<()> {
     }
 
     if args.graph {
-        let trained = run.config.objective.objective().is_some_and(|o| o.uses_xa());
+        let trained = run
+            .config
+            .objective
+            .objective()
+            .is_some_and(|o| o.uses_xa());
         if !trained {
             tracing::warn!(
                 "objective `{}` does not train the relation encoder: the graphs show an \
@@ -155,11 +154,52 @@ pub fn run(args: InterpretArgs) -> anyhow::Result<()> {
         }
         let types = run.config.edge_types as usize;
         let logits = interpret::edge_logits(&run.network.encoder, &run.network.relation_encoder);
-        written.extend(write_graphs(&out, &logits, &images, &image_bytes, &labels, &test, types, device)?);
+        written.extend(write_graphs(&out, &logits, &chosen, &test, types, device)?);
     }
 
-    print_summary(&out, &indices, &settings, &result, &written, started.elapsed().as_secs_f64());
+    print_summary(
+        &out,
+        indices,
+        &settings,
+        &result,
+        &written,
+        started.elapsed().as_secs_f64(),
+    );
     Ok(())
+}
+
+/// The test images to interpret.
+struct Chosen {
+    /// Their indices in the test split.
+    indices: Vec<usize>,
+    /// Normalized, `[n, 3, 32, 32]` on the device.
+    images: Tensor,
+    /// As stored, `[n, 3, 32, 32]` bytes, for the pictures.
+    bytes: Vec<u8>,
+    /// Their captions in the pictures: `#index`.
+    labels: Vec<String>,
+}
+
+impl Chosen {
+    /// The images named by `--indices`, or `--images` of them drawn with `--seed`.
+    fn new(test: &Dataset, args: &InterpretArgs, device: Device) -> anyhow::Result<Self> {
+        let indices = match &args.indices {
+            Some(indices) => {
+                interpret::check_indices(indices, test.len(), "test")?;
+                indices.clone()
+            }
+            None => interpret::sample_indices(test.len(), args.images, args.seed, "test")?,
+        };
+        Ok(Self {
+            images: image_tensor(test, &indices).to_device(device),
+            bytes: indices
+                .iter()
+                .flat_map(|&i| test.image(i).to_vec())
+                .collect(),
+            labels: indices.iter().map(|i| format!("#{i}")).collect(),
+            indices,
+        })
+    }
 }
 
 /// The normalized images at `indices`: `[n, 3, 32, 32]` on the CPU.
@@ -201,12 +241,13 @@ fn optimize_with_progress(
             bar.set_position(step as u64);
             bar.set_message(format!("objective {objective:.4}"));
         }
-        None if step % log_every == 0 || step == total || step == 1 => {
+        None if step.is_multiple_of(log_every) || step == total || step == 1 => {
             tracing::info!("mask step {step}/{total}: objective {objective:.4}");
         }
         None => {}
     };
-    let result = interpret::optimize_masks(encoder, images, marginal, settings, device, &mut on_step);
+    let result =
+        interpret::optimize_masks(encoder, images, marginal, settings, device, &mut on_step);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -214,12 +255,7 @@ fn optimize_with_progress(
 }
 
 /// Writes masks.npy, mask-metrics.csv and masks.png; returns the files written.
-fn write_masks(
-    out: &Path,
-    result: &MaskResult,
-    image_bytes: &[u8],
-    labels: &[String],
-) -> anyhow::Result<Vec<PathBuf>> {
+fn write_masks(out: &Path, result: &MaskResult, chosen: &Chosen) -> anyhow::Result<Vec<PathBuf>> {
     let shape: Vec<usize> = result.masks.size().iter().map(|&d| d as usize).collect();
     let values = Vec::<f32>::try_from(result.masks.flatten(0, -1)).context("reading the masks")?;
 
@@ -228,36 +264,40 @@ fn write_masks(
     let metrics = out.join(files::MASK_METRICS);
     interpret::write_objective_csv(&metrics, &result.objective)?;
     let picture_path = out.join(files::MASKS_PICTURE);
-    let picture = interpret::masks_picture(image_bytes, &values, shape[1], labels)?;
+    let picture = interpret::masks_picture(&chosen.bytes, &values, shape[1], &chosen.labels)?;
     interpret::save_png(&picture_path, &picture)?;
     Ok(vec![picture_path, npy, metrics])
 }
 
 /// Writes graph.png, edge-frequency.png and edge-frequency.csv; returns the files written.
-#[allow(clippy::too_many_arguments)]
 fn write_graphs(
     out: &Path,
     logits: &dyn Fn(&Tensor) -> Tensor,
-    images: &Tensor,
-    image_bytes: &[u8],
-    labels: &[String],
+    chosen: &Chosen,
     test: &Dataset,
     types: usize,
     device: Device,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let slots = SLOTS as usize;
-    let edge_types = interpret::edge_types(logits, images)?;
-    let edge_types = Vec::<i64>::try_from(edge_types.flatten(0, -1)).context("reading edge types")?;
+    let edge_types = interpret::edge_types(logits, &chosen.images)?;
+    let edge_types =
+        Vec::<i64>::try_from(edge_types.flatten(0, -1)).context("reading edge types")?;
     let graph_path = out.join(files::GRAPH_PICTURE);
-    let picture = interpret::graph_picture(image_bytes, &edge_types, slots, types, labels)?;
+    let picture =
+        interpret::graph_picture(&chosen.bytes, &edge_types, slots, types, &chosen.labels)?;
     interpret::save_png(&graph_path, &picture)?;
 
     tracing::info!("counting edge types over the {} test images", test.len());
     let frequencies = interpret::edge_type_frequencies(logits, test, FREQUENCY_BATCH, device)?;
-    let frequencies =
-        Vec::<f64>::try_from(frequencies.flatten(0, -1)).context("reading edge-type frequencies")?;
+    let frequencies = Vec::<f64>::try_from(frequencies.flatten(0, -1))
+        .context("reading edge-type frequencies")?;
     let csv_path = out.join(files::FREQUENCIES);
-    interpret::write_frequency_csv(&csv_path, &interpret::edge_pairs(slots), types, &frequencies)?;
+    interpret::write_frequency_csv(
+        &csv_path,
+        &interpret::edge_pairs(slots),
+        types,
+        &frequencies,
+    )?;
     let frequency_path = out.join(files::FREQUENCY_PICTURE);
     let picture = interpret::edge_frequency_picture(&frequencies, slots, types)?;
     interpret::save_png(&frequency_path, &picture)?;
@@ -278,8 +318,14 @@ fn print_summary(
     let rows = [
         ("output folder", out.display().to_string()),
         ("images x slots", format!("{} x {SLOTS}", indices.len())),
-        ("steps (learning rate)", format!("{} ({})", settings.steps, settings.learning_rate)),
-        ("objective, first -> last", format!("{first:.4} -> {last:.4}")),
+        (
+            "steps (learning rate)",
+            format!("{} ({})", settings.steps, settings.learning_rate),
+        ),
+        (
+            "objective, first -> last",
+            format!("{first:.4} -> {last:.4}"),
+        ),
         ("collapsed masks", result.collapsed.len().to_string()),
         ("time", format!("{seconds:.1} s")),
     ];

@@ -2,8 +2,11 @@
 
 mod bench_cmd;
 mod data_cmd;
+mod embed_cmd;
 mod interpret_cmd;
 mod pretrain_cmd;
+mod probe_cmd;
+mod reproduce_cmd;
 mod report_cmd;
 
 use clap::{Parser, Subcommand};
@@ -38,6 +41,12 @@ enum Command {
     Interpret(interpret_cmd::InterpretArgs),
     /// Time one pretraining step (or the augmentation) for comparison with PyTorch.
     Bench(bench_cmd::BenchArgs),
+    /// Every row of the paper's Table 1 for a budget preset, resumable.
+    Reproduce(reproduce_cmd::ReproduceArgs),
+    /// Linear probe and kNN accuracy of a trained encoder (writes probe-<dataset>.json).
+    Probe(probe_cmd::ProbeArgs),
+    /// Features of a trained encoder as .npy files (features and .labels.npy).
+    Embed(embed_cmd::EmbedArgs),
     /// Fetch data sets.
     #[command(subcommand)]
     Data(data_cmd::DataCommand),
@@ -64,7 +73,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pretrain(args) => pretrain_cmd::run(args),
         Command::Interpret(args) => interpret_cmd::run(args),
         Command::Data(cmd) => data_cmd::run(cmd),
+        Command::Probe(args) => probe_cmd::run(args),
+        Command::Embed(args) => embed_cmd::run(args),
         Command::Report(args) => report_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
+        Command::Reproduce(args) => reproduce_cmd::run(args),
     }
 }

@@ -1,5 +1,5 @@
-//! The per-view augmentation pipeline: random resized crop, horizontal flip, colour jitter,
-//! grayscale and normalization, each view drawn independently.
+//! The per-view augmentation pipeline: random resized crop, horizontal flip, colour
+//! jitter, grayscale and normalization, each view drawn independently.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -394,8 +394,8 @@ mod tests {
             }
         }
 
-        // Source pixels are about uniform on [0, 1] (std 0.29), so normalized views have a
-        // std near 1.2, and a mean near that of the plain normalized images; the jitter
+        // Source pixels are about uniform on [0, 1] (std 0.29), so normalized views have
+        // a std near 1.2, and a mean near that of the plain normalized images; the jitter
         // (clamping, pulls towards gray) lowers it by about 0.1-0.2. A missing
         // normalization gives a std near 0.3, a doubled one a mean far below.
         let count = (views * 1024) as f64;

@@ -1,4 +1,5 @@
-//! CIFAR-10 and CIFAR-100 in their official binary layouts: reading, checking, normalizing.
+//! CIFAR-10 and CIFAR-100 in their official binary layouts: reading, checking,
+//! normalizing.
 //!
 //! CIFAR-10 records are one label byte and 3,072 pixel bytes; CIFAR-100 records are a
 //! coarse label byte, a fine label byte and 3,072 pixel bytes. Pixels are channel-major
@@ -101,7 +102,8 @@ impl CifarKind {
         }
     }
 
-    /// Per-channel (R, G, B) standard deviation of the training images on the [0, 1] scale.
+    /// Per-channel (R, G, B) standard deviation of the training images on the [0, 1]
+    /// scale.
     pub fn std(self) -> [f32; 3] {
         match self {
             CifarKind::Cifar10 => [0.247, 0.243, 0.262],
@@ -109,7 +111,8 @@ impl CifarKind {
         }
     }
 
-    /// Name of the folder the official archive unpacks to, which holds the files directly.
+    /// Name of the folder the official archive unpacks to, which holds the files
+    /// directly.
     pub fn folder_name(self) -> &'static str {
         match self {
             CifarKind::Cifar10 => "cifar-10-batches-bin",
@@ -236,12 +239,12 @@ impl Dataset {
     }
 }
 
-/// Reads one split of a CIFAR data set from `dir`, the folder that directly holds the files
-/// (for example `.../cifar-10-batches-bin`).
+/// Reads one split of a CIFAR data set from `dir`, the folder that directly holds the
+/// files (for example `.../cifar-10-batches-bin`).
 ///
-/// Checks that every file is there, that record files hold whole records, that every label
-/// is below the number of classes (both labels for CIFAR-100) and that the class-name files
-/// hold exactly the expected number of non-empty names.
+/// Checks that every file is there, that record files hold whole records, that every
+/// label is below the number of classes (both labels for CIFAR-100) and that the
+/// class-name files hold exactly the expected number of non-empty names.
 pub fn load(dir: &Path, kind: CifarKind, split: Split) -> Result<Dataset, DataError> {
     let class_names = match kind {
         CifarKind::Cifar10 => read_class_names(&dir.join(CIFAR10_META), kind, 10)?,

@@ -1,5 +1,6 @@
-//! Random resized crop and horizontal flip: choose a rectangle of the image and resample it
-//! bilinearly to 32x32, as torchvision's `RandomResizedCrop` and `RandomHorizontalFlip` do.
+//! Random resized crop and horizontal flip: choose a rectangle of the image and resample
+//! it bilinearly to 32x32, as torchvision's `RandomResizedCrop` and
+//! `RandomHorizontalFlip` do.
 
 use rand::Rng;
 
@@ -41,9 +42,9 @@ pub(crate) fn uniform<R: Rng + ?Sized>(rng: &mut R, low: f64, high: f64) -> f64 
 /// Draws the rectangle of a random resized crop of a 32x32 image.
 ///
 /// The area is a fraction of the image drawn uniformly from `scale`, the aspect ratio
-/// (width / height) is drawn log-uniformly from `ratio`; sides are rounded to whole pixels
-/// and the position is uniform over the places where the rectangle fits. After
-/// 10 draws that do not fit, the result is the largest centred rectangle whose ratio is
+/// (width / height) is drawn log-uniformly from `ratio`; sides are rounded to whole
+/// pixels and the position is uniform over the places where the rectangle fits. After 10
+/// draws that do not fit, the result is the largest centred rectangle whose ratio is
 /// clamped to `ratio`.
 pub fn sample_crop<R: Rng + ?Sized>(rng: &mut R, scale: [f32; 2], ratio: [f32; 2]) -> CropBox {
     let side = IMAGE_SIDE as f64;
@@ -114,10 +115,12 @@ fn axis_taps(start: usize, length: usize) -> [(usize, usize, f32); IMAGE_SIDE] {
 }
 
 /// Resamples the rectangle `crop` of `image` (`[3, 32, 32]` bytes) bilinearly to 32x32,
-/// mirrored left to right when `flip` is set, into `out` (`[3, 32, 32]` values in [0, 1]).
+/// mirrored left to right when `flip` is set, into `out` (`[3, 32, 32]` values in [0,
+/// 1]).
 ///
 /// # Panics
-/// If `image` or `out` does not hold 3,072 values, or `crop` does not lie inside the image.
+/// If `image` or `out` does not hold 3,072 values, or `crop` does not lie inside the
+/// image.
 pub fn resized_crop(image: &[u8], crop: CropBox, flip: bool, out: &mut [f32]) {
     let plane = IMAGE_SIDE * IMAGE_SIDE;
     assert_eq!(
@@ -278,7 +281,8 @@ mod tests {
     #[test]
     fn impossible_draws_fall_back_to_clamped_centre_crop() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
-        // Full area at ratio 2 never fits: the fallback keeps the width, halves the height.
+        // Full area at ratio 2 never fits: the fallback keeps the width, halves the
+        // height.
         let crop = sample_crop(&mut rng, [1.0, 1.0], [2.0, 2.0]);
         assert_eq!(
             crop,

@@ -93,10 +93,11 @@ fn remove(path: &Path) {
 /// Downloads and unpacks `source` into `dir`, returning the data folder
 /// `dir/<source.folder>`.
 ///
-/// If that folder already exists it is returned without downloading. Otherwise the archive
-/// is fetched into a temporary file in `dir`, its MD5 digest checked, unpacked into a
-/// temporary folder in `dir`, and the data folder moved into place; temporaries are removed
-/// whether this succeeds or not, and the final folder never holds a partial download.
+/// If that folder already exists it is returned without downloading. Otherwise the
+/// archive is fetched into a temporary file in `dir`, its MD5 digest checked, unpacked
+/// into a temporary folder in `dir`, and the data folder moved into place; temporaries
+/// are removed whether this succeeds or not, and the final folder never holds a partial
+/// download.
 pub fn download(source: &Source, dir: &Path) -> Result<PathBuf, DataError> {
     check_folder_name(source)?;
     let target = dir.join(&source.folder);
@@ -161,7 +162,8 @@ fn check_folder_name(source: &Source) -> Result<(), DataError> {
     }
 }
 
-/// Fetches `source.url` into `path`, logging progress; returns the MD5 digest, lowercase hex.
+/// Fetches `source.url` into `path`, logging progress; returns the MD5 digest, lowercase
+/// hex.
 fn fetch(source: &Source, path: &Path) -> Result<String, DataError> {
     let url = &source.url;
     let failed = |cause: String| DataError::Download {

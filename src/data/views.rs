@@ -1,5 +1,6 @@
-//! View batches: `V` augmented views of `M` images laid out block by block, the epoch order
-//! and batches of images, and a background thread that prepares the next step's views.
+//! View batches: `V` augmented views of `M` images laid out block by block, the epoch
+//! order and batches of images, and a background thread that prepares the next step's
+//! views.
 
 use std::ops::Range;
 use std::panic;
@@ -163,7 +164,8 @@ pub struct Prefetcher {
 }
 
 impl Prefetcher {
-    /// Starts preparing the view batches of `steps`, a sequence of `(step, image indices)`.
+    /// Starts preparing the view batches of `steps`, a sequence of `(step, image
+    /// indices)`.
     ///
     /// # Panics
     /// If the operating system cannot start a thread.

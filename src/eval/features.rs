@@ -120,7 +120,10 @@ mod tests {
         let pixels = data::normalize(&d, &[0, 1]);
         let images = Tensor::from_slice(&pixels).view([2, 3, 32, 32]);
         let want = tch::no_grad(|| net.forward_t(&images, false));
-        assert!(embed(&net, &d, Device::Cpu, 1).allclose(&want, 1e-5, 1e-6, false));
+        let got = embed(&net, &d, Device::Cpu, 1);
+        assert!(got.allclose(&want, 1e-5, 1e-6, false));
+        let batch_statistics = tch::no_grad(|| net.forward_t(&images, true));
+        assert!(!got.allclose(&batch_statistics, 1e-3, 1e-3, false));
     }
 
     #[test]

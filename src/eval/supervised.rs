@@ -296,7 +296,7 @@ mod tests {
             let c = label as u8;
             let rgb = [c * 25, 250 - c * 25, (c % 3) * 120];
             for value in rgb {
-                images.extend(std::iter::repeat(value).take(1024));
+                images.extend(std::iter::repeat_n(value, 1024));
             }
             labels.push(label);
         }

@@ -54,7 +54,7 @@ mod tests {
         for i in 0..n {
             let label = (i % 2) as u16;
             let value = if label == 0 { 20 } else { 235 };
-            images.extend(std::iter::repeat(value).take(3072));
+            images.extend(std::iter::repeat_n(value, 3072));
             labels.push(label);
         }
         let class_names = (0..10).map(|i| format!("c{i}")).collect();

@@ -46,7 +46,13 @@ pub fn blend(image: &mut RgbImage, x: i64, y: i64, colour: Rgb<u8>, alpha: f64) 
 }
 
 /// Draws the segment from `a` to `b`, `width` pixels wide, with soft edges.
-pub fn draw_segment(image: &mut RgbImage, a: (f64, f64), b: (f64, f64), width: f64, colour: Rgb<u8>) {
+pub fn draw_segment(
+    image: &mut RgbImage,
+    a: (f64, f64),
+    b: (f64, f64),
+    width: f64,
+    colour: Rgb<u8>,
+) {
     let reach = width / 2.0 + 1.0;
     let x0 = (a.0.min(b.0) - reach).floor() as i64;
     let x1 = (a.0.max(b.0) + reach).ceil() as i64;
@@ -114,7 +120,11 @@ pub fn fill_triangle(
     for y in y0..=y1 {
         for x in x0..=x1 {
             let p = (x as f64 + 0.5, y as f64 + 0.5);
-            let (w0, w1, w2) = (edge(b, c, p) / area, edge(c, a, p) / area, edge(a, b, p) / area);
+            let (w0, w1, w2) = (
+                edge(b, c, p) / area,
+                edge(c, a, p) / area,
+                edge(a, b, p) / area,
+            );
             if w0 >= 0.0 && w1 >= 0.0 && w2 >= 0.0 {
                 blend(image, x, y, colour, 1.0);
             }

@@ -102,18 +102,29 @@ pub fn write_frequency_csv(
 /// Saves a picture as PNG.
 pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), InterpretError> {
     let tmp = temporary_path(path);
-    picture.save_with_format(&tmp, image::ImageFormat::Png).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        InterpretError::Picture { path: path.to_path_buf(), source }
-    })?;
+    picture
+        .save_with_format(&tmp, image::ImageFormat::Png)
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&tmp);
+            InterpretError::Picture {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        InterpretError::Io { path: path.to_path_buf(), source }
+        InterpretError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
 fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     name.push(".tmp");
     path.with_file_name(name)
 }
@@ -134,7 +145,10 @@ fn write_atomically(
     })();
     result.map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        InterpretError::Io { path: path.to_path_buf(), source }
+        InterpretError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })
 }
 
@@ -151,12 +165,14 @@ mod tests {
         assert_eq!(header.len(), 10 + length);
         assert_eq!(header.len() % 64, 0);
         let text = std::str::from_utf8(&header[10..]).unwrap();
-        assert!(text.starts_with(
-            "{'descr': '<f4', 'fortran_order': False, 'shape': (64, 8, 32, 32), }"
-        ));
+        assert!(text
+            .starts_with("{'descr': '<f4', 'fortran_order': False, 'shape': (64, 8, 32, 32), }"));
         assert!(text.ends_with(" \n"));
         let after_dictionary = &text[text.find('}').unwrap() + 1..text.len() - 1];
-        assert!(after_dictionary.chars().all(|c| c == ' '), "{after_dictionary:?}");
+        assert!(
+            after_dictionary.chars().all(|c| c == ' '),
+            "{after_dictionary:?}"
+        );
         let one = String::from_utf8_lossy(&npy_header(&[5])[10..]).into_owned();
         assert!(one.contains("'shape': (5,)"), "{one}");
     }
@@ -186,7 +202,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mask-metrics.csv");
         write_objective_csv(&path, &[2.5, 1.25]).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "step,objective\n1,2.5\n2,1.25\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "step,objective\n1,2.5\n2,1.25\n"
+        );
 
         let path = dir.path().join("edge-frequency.csv");
         write_frequency_csv(&path, &[(0, 1), (1, 0)], 2, &[0.75, 0.25, 0.5, 0.5]).unwrap();
@@ -205,7 +224,9 @@ mod tests {
         let err = write_objective_csv(&path, &[1.0]).unwrap_err().to_string();
         assert!(err.contains("absent/mask-metrics.csv"), "{err}");
         let picture = RgbImage::new(3, 2);
-        let err = save_png(&path.with_extension("png"), &picture).unwrap_err().to_string();
+        let err = save_png(&path.with_extension("png"), &picture)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("absent/mask-metrics.png"), "{err}");
 
         let path = dir.path().join("tiny.png");

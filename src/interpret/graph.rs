@@ -14,7 +14,11 @@ use crate::model::{hard_edge_types, Backbone, RelationEncoder, SLOTS, SLOT_DIM};
 /// off-diagonal of a `slots x slots` grid.
 pub fn edge_pairs(slots: usize) -> Vec<(usize, usize)> {
     let (receivers, senders) = edge_endpoints(slots as i64);
-    receivers.into_iter().zip(senders).map(|(r, s)| (r as usize, s as usize)).collect()
+    receivers
+        .into_iter()
+        .zip(senders)
+        .map(|(r, s)| (r as usize, s as usize))
+        .collect()
 }
 
 /// The network's edge-type logits in inference mode (BatchNorm on its running
@@ -88,11 +92,15 @@ pub fn edge_type_frequencies(
     let mut counts: Option<Tensor> = None;
     for chunk in indices.chunks(batch_size) {
         let values = data::normalize(dataset, chunk);
-        let images =
-            Tensor::from_slice(&values).view([chunk.len() as i64, 3, 32, 32]).to_device(device);
+        let images = Tensor::from_slice(&values)
+            .view([chunk.len() as i64, 3, 32, 32])
+            .to_device(device);
         let logits = checked_logits(edge_logits, &images)?;
         let types = logits.size()[2];
-        let one_hot = hard_edge_types(&logits).one_hot(types).sum_dim_intlist(0, false, Kind::Int64);
+        let one_hot =
+            hard_edge_types(&logits)
+                .one_hot(types)
+                .sum_dim_intlist(0, false, Kind::Int64);
         counts = Some(match counts {
             Some(total) => total + one_hot,
             None => one_hot,
@@ -141,8 +149,14 @@ mod tests {
         for (edge, threshold) in [-1.0f32, 0.0, 1.0].into_iter().enumerate() {
             let above = first.iter().filter(|&&v| v > threshold).count() as f64 / 7.0;
             let row = frequencies.get(edge as i64);
-            assert!((row.double_value(&[1]) - above).abs() < 1e-12, "edge {edge}");
-            assert!((row.double_value(&[0]) - (1.0 - above)).abs() < 1e-12, "edge {edge}");
+            assert!(
+                (row.double_value(&[1]) - above).abs() < 1e-12,
+                "edge {edge}"
+            );
+            assert!(
+                (row.double_value(&[0]) - (1.0 - above)).abs() < 1e-12,
+                "edge {edge}"
+            );
         }
 
         let err = edge_type_frequencies(&threshold_logits, &dataset, 0, Device::Cpu)
@@ -174,7 +188,10 @@ mod tests {
         assert!(alone.equal(&types.narrow(0, 4, 1)));
 
         let frequencies = edge_type_frequencies(&logits, &dataset, 4, Device::Cpu).unwrap();
-        let expected = types.one_hot(2).to_kind(Kind::Double).mean_dim(0, false, Kind::Double);
+        let expected = types
+            .one_hot(2)
+            .to_kind(Kind::Double)
+            .mean_dim(0, false, Kind::Double);
         assert_eq!(frequencies.size(), [56, 2]);
         assert!((frequencies - expected).abs().max().double_value(&[]) < 1e-12);
     }
@@ -182,7 +199,9 @@ mod tests {
     #[test]
     fn misshapen_images_and_logits_are_named() {
         let small = Tensor::zeros([2, 3, 8, 8], (Kind::Float, Device::Cpu));
-        let err = edge_types(&threshold_logits, &small).unwrap_err().to_string();
+        let err = edge_types(&threshold_logits, &small)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("images has shape [2, 3, 8, 8]"), "{err}");
         let flat = |images: &Tensor| images.view([images.size()[0], -1]);
         let images = Tensor::zeros([2, 3, 32, 32], (Kind::Float, Device::Cpu));

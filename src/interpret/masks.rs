@@ -54,7 +54,12 @@ pub struct MaskSettings {
 
 impl Default for MaskSettings {
     fn default() -> Self {
-        Self { steps: 300, learning_rate: 0.05, initial_logit: 0.0, seed: 0 }
+        Self {
+            steps: 300,
+            learning_rate: 0.05,
+            initial_logit: 0.0,
+            seed: 0,
+        }
     }
 }
 
@@ -168,14 +173,19 @@ pub fn optimize_masks(
     let marginal_rows = marginal_slots.view([marginal_len * SLOTS, SLOT_DIM]);
     let slot_of_row = Tensor::arange(SLOTS, (Kind::Int64, device)).repeat([batch]);
 
-    let phi = Tensor::full([batch, SLOTS, SIDE, SIDE], settings.initial_logit, (Kind::Float, device))
-        .set_requires_grad(true);
+    let phi = Tensor::full(
+        [batch, SLOTS, SIDE, SIDE],
+        settings.initial_logit,
+        (Kind::Float, device),
+    )
+    .set_requires_grad(true);
     let mut adam = LogitAdam::new(&phi, settings.learning_rate);
     let mut objective = Vec::with_capacity(settings.steps);
 
     for step in 1..=settings.steps {
-        let drawn: Vec<i64> =
-            (0..batch * SLOTS).map(|_| rng.gen_range(0..marginal_len)).collect();
+        let drawn: Vec<i64> = (0..batch * SLOTS)
+            .map(|_| rng.gen_range(0..marginal_len))
+            .collect();
         let drawn = Tensor::from_slice(&drawn).to_device(device);
         let targets = marginal_rows.index_select(0, &(drawn * SLOTS + &slot_of_row));
         let targets = targets.view([batch, SLOTS, SLOT_DIM]);
@@ -186,8 +196,13 @@ pub fn optimize_masks(
         if !value.is_finite() {
             return Err(InterpretError::NonFinite { step, value });
         }
-        let gradient = Tensor::f_run_backward(&[&loss], &[&phi], false, false)
-            .map_err(|source| InterpretError::Tensor { what: "mask gradient", source })?;
+        let gradient =
+            Tensor::f_run_backward(&[&loss], &[&phi], false, false).map_err(|source| {
+                InterpretError::Tensor {
+                    what: "mask gradient",
+                    source,
+                }
+            })?;
         adam.step(&phi, &gradient[0]);
 
         objective.push(value);
@@ -196,7 +211,11 @@ pub fn optimize_masks(
 
     let masks = phi.detach().sigmoid().to_device(Device::Cpu);
     let collapsed = find_collapsed(&masks)?;
-    Ok(MaskResult { masks, objective, collapsed })
+    Ok(MaskResult {
+        masks,
+        objective,
+        collapsed,
+    })
 }
 
 /// `|| z~_i - g(sigmoid(phi[b, i]) * x_b)_i ||^2` for every image `b` and slot `i`:
@@ -217,7 +236,9 @@ fn squared_distances(
     // [b, mask i, slot j, d]: mask i is judged by slot i only.
     let features = features.view([batch, SLOTS, SLOTS, SLOT_DIM]);
     let own_slot = features.diagonal(0, 1, 2).permute([0, 2, 1]);
-    Ok((own_slot - targets).square().sum_dim_intlist(-1, false, Kind::Float))
+    Ok((own_slot - targets)
+        .square()
+        .sum_dim_intlist(-1, false, Kind::Float))
 }
 
 /// The marginal's slots, computed once without gradients: `[n, 3, 32, 32] -> [n, S, D]`.
@@ -231,7 +252,10 @@ fn encode_marginal(
     let mut start = 0;
     while start < total {
         let len = MARGINAL_CHUNK.min(total - start);
-        let chunk = marginal.narrow(0, start, len).to_kind(Kind::Float).to_device(device);
+        let chunk = marginal
+            .narrow(0, start, len)
+            .to_kind(Kind::Float)
+            .to_device(device);
         let features = tch::no_grad(|| encoder(&chunk));
         check_features(&features, len)?;
         parts.push(features.detach());
@@ -279,9 +303,14 @@ pub fn find_collapsed(masks: &Tensor) -> Result<Vec<CollapsedMask>, InterpretErr
         });
     }
     let slots = size[1] as usize;
-    let means = masks.to_kind(Kind::Double).mean_dim([2, 3].as_slice(), false, Kind::Double);
-    let means: Vec<f64> = Vec::try_from(means.flatten(0, -1))
-        .map_err(|source| InterpretError::Tensor { what: "mask means", source })?;
+    let means = masks
+        .to_kind(Kind::Double)
+        .mean_dim([2, 3].as_slice(), false, Kind::Double);
+    let means: Vec<f64> =
+        Vec::try_from(means.flatten(0, -1)).map_err(|source| InterpretError::Tensor {
+            what: "mask means",
+            source,
+        })?;
 
     let mut collapsed = Vec::new();
     for (position, &mean) in means.iter().enumerate() {
@@ -352,16 +381,23 @@ mod tests {
     /// `0..8`: slot `i` depends on block `i` and on nothing else.
     fn block_encoder(images: &Tensor) -> Tensor {
         let n = images.size()[0];
-        let means = images.view([n, 3, 2, 16, 4, 8]).mean_dim([1, 3, 5].as_slice(), false, Kind::Float);
+        let means =
+            images
+                .view([n, 3, 2, 16, 4, 8])
+                .mean_dim([1, 3, 5].as_slice(), false, Kind::Float);
         let gains = Tensor::from_slice(&[0.5f32, 0.8, 1.1, 1.4, 1.7, 2.0, 2.3, 2.6]);
-        (means.view([n, SLOTS, 1]) * gains.view([1, 1, SLOT_DIM]) - 0.3).tanh().view([n, 64])
+        (means.view([n, SLOTS, 1]) * gains.view([1, 1, SLOT_DIM]) - 0.3)
+            .tanh()
+            .view([n, 64])
     }
 
     /// Images whose blocks are flat at a random level in [0.6, 1.0], plus pixel noise.
     fn block_images(n: i64, seed: i64) -> Tensor {
         tch::manual_seed(seed);
         let levels = Tensor::rand([n, 1, 2, 1, 4, 1], (Kind::Float, Device::Cpu)) * 0.4 + 0.6;
-        let levels = levels.expand([n, 3, 2, 16, 4, 8], false).reshape([n, 3, SIDE, SIDE]);
+        let levels = levels
+            .expand([n, 3, 2, 16, 4, 8], false)
+            .reshape([n, 3, SIDE, SIDE]);
         levels + Tensor::randn([n, 3, SIDE, SIDE], (Kind::Float, Device::Cpu)) * 0.05
     }
 
@@ -371,8 +407,12 @@ mod tests {
         let marginal = block_images(64, 2);
         // Start below 0.5 so that pixels no slot depends on, which keep their start
         // value, are not tied with the threshold.
-        let settings =
-            MaskSettings { steps: 150, learning_rate: 0.05, initial_logit: -1.0, seed: 3 };
+        let settings = MaskSettings {
+            steps: 150,
+            learning_rate: 0.05,
+            initial_logit: -1.0,
+            seed: 3,
+        };
         let mut calls = 0;
         let result = optimize_masks(
             &block_encoder,
@@ -415,9 +455,20 @@ mod tests {
         let images = block_images(2, 4);
         let marginal = block_images(16, 5);
         let run = |seed| {
-            let settings = MaskSettings { steps: 5, seed, ..MaskSettings::default() };
-            optimize_masks(&block_encoder, &images, &marginal, &settings, Device::Cpu, &mut |_, _| {})
-                .unwrap()
+            let settings = MaskSettings {
+                steps: 5,
+                seed,
+                ..MaskSettings::default()
+            };
+            optimize_masks(
+                &block_encoder,
+                &images,
+                &marginal,
+                &settings,
+                Device::Cpu,
+                &mut |_, _| {},
+            )
+            .unwrap()
         };
         let (a, b, c) = (run(7), run(7), run(8));
         assert!(a.masks.equal(&b.masks));
@@ -430,15 +481,27 @@ mod tests {
         tch::manual_seed(0);
         let vs = tch::nn::VarStore::new(Device::Cpu);
         let backbone = Backbone::new(crate::model::BackboneKind::Conv4, &vs.root());
-        let before: Vec<(String, Tensor)> =
-            vs.variables().into_iter().map(|(name, t)| (name, t.copy())).collect();
+        let before: Vec<(String, Tensor)> = vs
+            .variables()
+            .into_iter()
+            .map(|(name, t)| (name, t.copy()))
+            .collect();
         let images = Tensor::randn([2, 3, SIDE, SIDE], (Kind::Float, Device::Cpu));
         let marginal = Tensor::randn([6, 3, SIDE, SIDE], (Kind::Float, Device::Cpu));
-        let settings = MaskSettings { steps: 2, ..MaskSettings::default() };
+        let settings = MaskSettings {
+            steps: 2,
+            ..MaskSettings::default()
+        };
         let encoder = frozen_encoder(&backbone);
-        let result =
-            optimize_masks(&encoder, &images, &marginal, &settings, Device::Cpu, &mut |_, _| {})
-                .unwrap();
+        let result = optimize_masks(
+            &encoder,
+            &images,
+            &marginal,
+            &settings,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap();
 
         assert_eq!(result.masks.size(), [2, SLOTS, SIDE, SIDE]);
         let moved = (result.masks - 0.5).abs().max().double_value(&[]);
@@ -457,14 +520,23 @@ mod tests {
         let _ = masks.get(1).get(2).fill_(0.99);
         // Mean 0.0203: just above the threshold, not collapsed.
         let _ = masks.get(1).get(0).fill_(0.0);
-        let _ = masks.get(1).get(0).narrow(0, 0, 1).narrow(1, 0, 1).fill_(0.325);
+        let _ = masks
+            .get(1)
+            .get(0)
+            .narrow(0, 0, 1)
+            .narrow(1, 0, 1)
+            .fill_(0.325);
         let _ = masks.get(0).get(2).fill_(1.0);
 
         let found = find_collapsed(&masks).unwrap();
         let summary: Vec<_> = found.iter().map(|c| (c.image, c.slot, c.kind)).collect();
         assert_eq!(
             summary,
-            vec![(0, 1, CollapseKind::AllZeros), (0, 2, CollapseKind::AllOnes), (1, 2, CollapseKind::AllOnes)]
+            vec![
+                (0, 1, CollapseKind::AllZeros),
+                (0, 2, CollapseKind::AllOnes),
+                (1, 2, CollapseKind::AllOnes)
+            ]
         );
         assert!((found[0].mean - 0.01).abs() < 1e-6);
         assert_eq!(CollapseKind::AllZeros.to_string(), "all zeros");
@@ -474,14 +546,30 @@ mod tests {
     fn bad_settings_and_shapes_are_named() {
         let images = block_images(1, 0);
         let run = |settings: &MaskSettings, images: &Tensor, marginal: &Tensor| {
-            optimize_masks(&block_encoder, images, marginal, settings, Device::Cpu, &mut |_, _| {})
-                .unwrap_err()
-                .to_string()
+            optimize_masks(
+                &block_encoder,
+                images,
+                marginal,
+                settings,
+                Device::Cpu,
+                &mut |_, _| {},
+            )
+            .unwrap_err()
+            .to_string()
         };
-        let zero_steps = MaskSettings { steps: 0, ..MaskSettings::default() };
+        let zero_steps = MaskSettings {
+            steps: 0,
+            ..MaskSettings::default()
+        };
         let err = run(&zero_steps, &images, &images);
-        assert!(err.contains("`steps` is 0") && err.contains("at least 1"), "{err}");
-        let bad_rate = MaskSettings { learning_rate: f64::NAN, ..MaskSettings::default() };
+        assert!(
+            err.contains("`steps` is 0") && err.contains("at least 1"),
+            "{err}"
+        );
+        let bad_rate = MaskSettings {
+            learning_rate: f64::NAN,
+            ..MaskSettings::default()
+        };
         assert!(run(&bad_rate, &images, &images).contains("learning_rate"));
 
         let settings = MaskSettings::default();
@@ -493,9 +581,16 @@ mod tests {
         assert!(err.contains("marginal is empty"), "{err}");
 
         let narrow = |x: &Tensor| block_encoder(x).narrow(1, 0, 32);
-        let err = optimize_masks(&narrow, &images, &images, &settings, Device::Cpu, &mut |_, _| {})
-            .unwrap_err()
-            .to_string();
+        let err = optimize_masks(
+            &narrow,
+            &images,
+            &images,
+            &settings,
+            Device::Cpu,
+            &mut |_, _| {},
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("encoder output has shape [1, 32]"), "{err}");
     }
 }

@@ -33,7 +33,11 @@ const FAINT: Rgb<u8> = Rgb([205, 205, 205]);
 
 /// Turns normalized images back into bytes: `[n, 3, 32, 32]` -> `n * 3072` bytes,
 /// `round(255 * (x * std + mean))` clamped to 0..=255, channel-major.
-pub fn denormalize(images: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Result<Vec<u8>, InterpretError> {
+pub fn denormalize(
+    images: &Tensor,
+    mean: [f32; 3],
+    std: [f32; 3],
+) -> Result<Vec<u8>, InterpretError> {
     let size = images.size();
     if size.len() != 4 || size[1..] != [3, SIDE as i64, SIDE as i64] {
         return Err(InterpretError::Shape {
@@ -42,11 +46,21 @@ pub fn denormalize(images: &Tensor, mean: [f32; 3], std: [f32; 3]) -> Result<Vec
             expected: "[n, 3, 32, 32]".into(),
         });
     }
-    let mean = Tensor::from_slice(&mean).view([1, 3, 1, 1]).to_device(images.device());
-    let std = Tensor::from_slice(&std).view([1, 3, 1, 1]).to_device(images.device());
-    let pixels = ((images.to_kind(Kind::Float) * std + mean) * 255.0).round().clamp(0.0, 255.0);
-    Vec::<u8>::try_from(pixels.to_kind(Kind::Uint8).flatten(0, -1))
-        .map_err(|source| InterpretError::Tensor { what: "images", source })
+    let mean = Tensor::from_slice(&mean)
+        .view([1, 3, 1, 1])
+        .to_device(images.device());
+    let std = Tensor::from_slice(&std)
+        .view([1, 3, 1, 1])
+        .to_device(images.device());
+    let pixels = ((images.to_kind(Kind::Float) * std + mean) * 255.0)
+        .round()
+        .clamp(0.0, 255.0);
+    Vec::<u8>::try_from(pixels.to_kind(Kind::Uint8).flatten(0, -1)).map_err(|source| {
+        InterpretError::Tensor {
+            what: "images",
+            source,
+        }
+    })
 }
 
 /// Number of images in a byte buffer `[n, 3, 32, 32]`, checked.
@@ -54,7 +68,7 @@ fn image_count(images: &[u8]) -> Result<usize, InterpretError> {
     if images.is_empty() {
         return Err(InterpretError::Empty { what: "images" });
     }
-    if images.len() % IMAGE_LEN != 0 {
+    if !images.len().is_multiple_of(IMAGE_LEN) {
         return Err(InterpretError::Shape {
             what: "image bytes",
             found: vec![images.len() as i64],
@@ -115,8 +129,16 @@ pub fn masks_picture(
     let header_scale = 3;
     let header = text_height(header_scale) + 2 * MARGIN;
     let label_scale = 2;
-    let label_width = labels.iter().map(|l| text_width(l, label_scale)).max().unwrap_or(0);
-    let label_column = if label_width > 0 { label_width + MARGIN } else { 0 };
+    let label_width = labels
+        .iter()
+        .map(|l| text_width(l, label_scale))
+        .max()
+        .unwrap_or(0);
+    let label_column = if label_width > 0 {
+        label_width + MARGIN
+    } else {
+        0
+    };
     let image_gap = 4 * GAP;
     let first_mask = MARGIN + label_column + cell + image_gap;
     let width = first_mask + slots as u32 * (cell + GAP) - GAP + MARGIN;
@@ -126,11 +148,25 @@ pub fn masks_picture(
     let image_left = MARGIN + label_column;
     let header_centre = (MARGIN + text_height(header_scale) / 2) as i64;
     let centre_of = |left: u32| (left + cell / 2) as i64;
-    draw_text_centred(&mut canvas, centre_of(image_left), header_centre, "IMAGE", header_scale, LIGHT);
+    draw_text_centred(
+        &mut canvas,
+        centre_of(image_left),
+        header_centre,
+        "IMAGE",
+        header_scale,
+        LIGHT,
+    );
     for slot in 0..slots {
         let left = first_mask + slot as u32 * (cell + GAP);
         let title = format!("SLOT {slot}");
-        draw_text_centred(&mut canvas, centre_of(left), header_centre, &title, header_scale, LIGHT);
+        draw_text_centred(
+            &mut canvas,
+            centre_of(left),
+            header_centre,
+            &title,
+            header_scale,
+            LIGHT,
+        );
     }
 
     for index in 0..count {
@@ -145,8 +181,18 @@ pub fn masks_picture(
             let mask = &masks[(index * slots + slot) * SIDE * SIDE..][..SIDE * SIDE];
             for (at, &value) in mask.iter().enumerate() {
                 let grey = (value.clamp(0.0, 1.0) * 255.0).round() as u8;
-                let (x, y) = (left + (at % SIDE) as u32 * MASK_SCALE, top + (at / SIDE) as u32 * MASK_SCALE);
-                fill_rect(&mut canvas, x as i64, y as i64, MASK_SCALE, MASK_SCALE, Rgb([grey; 3]));
+                let (x, y) = (
+                    left + (at % SIDE) as u32 * MASK_SCALE,
+                    top + (at / SIDE) as u32 * MASK_SCALE,
+                );
+                fill_rect(
+                    &mut canvas,
+                    x as i64,
+                    y as i64,
+                    MASK_SCALE,
+                    MASK_SCALE,
+                    Rgb([grey; 3]),
+                );
             }
         }
     }
@@ -175,7 +221,10 @@ mod panel {
 /// the top and the others clockwise.
 fn node_position(slot: usize, slots: usize, centre: (f64, f64), radius: f64) -> (f64, f64) {
     let angle = -std::f64::consts::FRAC_PI_2 + std::f64::consts::TAU * slot as f64 / slots as f64;
-    (centre.0 + radius * angle.cos(), centre.1 + radius * angle.sin())
+    (
+        centre.0 + radius * angle.cos(),
+        centre.1 + radius * angle.sin(),
+    )
 }
 
 /// Draws the arrow of a directed edge from `from` to `to` between two nodes.
@@ -188,14 +237,23 @@ fn draw_arrow(canvas: &mut RgbImage, from: (f64, f64), to: (f64, f64), colour: R
     let (ux, uy) = (dx / length, dy / length);
     let (nx, ny) = (-uy, ux);
     let shift = |p: (f64, f64), along: f64, across: f64| {
-        (p.0 + ux * along + nx * across, p.1 + uy * along + ny * across)
+        (
+            p.0 + ux * along + nx * across,
+            p.1 + uy * along + ny * across,
+        )
     };
     let (head_length, head_width) = panel::HEAD;
     let start = shift(from, panel::NODE + 1.0, panel::OFFSET);
     let tip = shift(to, -(panel::NODE + 1.0), panel::OFFSET);
     let base = shift(tip, -head_length, 0.0);
     draw_segment(canvas, start, base, 1.3, colour);
-    fill_triangle(canvas, tip, shift(base, 0.0, head_width), shift(base, 0.0, -head_width), colour);
+    fill_triangle(
+        canvas,
+        tip,
+        shift(base, 0.0, head_width),
+        shift(base, 0.0, -head_width),
+        colour,
+    );
 }
 
 /// `graph.png`: a grid of panels, one per image: the image and, beside it, its `slots`
@@ -217,13 +275,22 @@ pub fn graph_picture(
         return Err(InterpretError::Shape {
             what: "edge types",
             found: vec![edge_types.len() as i64],
-            expected: format!("{count} x {} values, one per image and edge", endpoints.len()),
+            expected: format!(
+                "{count} x {} values, one per image and edge",
+                endpoints.len()
+            ),
         });
     }
-    if let Some((position, &value)) =
-        edge_types.iter().enumerate().find(|(_, &t)| t < 0 || t >= types as i64)
+    if let Some((position, &value)) = edge_types
+        .iter()
+        .enumerate()
+        .find(|(_, &t)| t < 0 || t >= types as i64)
     {
-        return Err(InterpretError::EdgeTypeOutOfRange { value, position, types });
+        return Err(InterpretError::EdgeTypeOutOfRange {
+            value,
+            position,
+            types,
+        });
     }
     check_labels(labels, count)?;
 
@@ -241,8 +308,23 @@ pub fn graph_picture(
     for index in 0..count {
         let left = MARGIN + (index as u32 % columns) * (panel_width + GAP);
         let top = legend + (index as u32 / columns) * (panel_height + GAP);
-        outline_rect(&mut canvas, left as i64, top as i64, panel_width, panel_height, 1, FAINT);
-        draw_image(&mut canvas, images, index, left + MARGIN, top + MARGIN, panel::IMAGE_SCALE);
+        outline_rect(
+            &mut canvas,
+            left as i64,
+            top as i64,
+            panel_width,
+            panel_height,
+            1,
+            FAINT,
+        );
+        draw_image(
+            &mut canvas,
+            images,
+            index,
+            left + MARGIN,
+            top + MARGIN,
+            panel::IMAGE_SCALE,
+        );
         if let Some(label) = labels.get(index) {
             let y = top + MARGIN + image_side + MARGIN;
             draw_text(&mut canvas, (left + MARGIN) as i64, y as i64, label, 2, INK);
@@ -254,8 +336,10 @@ pub fn graph_picture(
         let node = |slot| node_position(slot, slots, centre, panel::RING);
         let types_of_image = &edge_types[index * endpoints.len()..(index + 1) * endpoints.len()];
         for drawn_type in 0..types as i64 {
-            for (&(receiver, sender), _) in
-                endpoints.iter().zip(types_of_image).filter(|(_, &t)| t == drawn_type)
+            for (&(receiver, sender), _) in endpoints
+                .iter()
+                .zip(types_of_image)
+                .filter(|(_, &t)| t == drawn_type)
             {
                 let colour = edge_type_colour(drawn_type as usize);
                 draw_arrow(&mut canvas, node(sender), node(receiver), colour);
@@ -265,7 +349,14 @@ pub fn graph_picture(
             fill_disc(&mut canvas, node(slot), panel::NODE, INK);
             fill_disc(&mut canvas, node(slot), panel::NODE - 1.5, PAPER);
             let (x, y) = node(slot);
-            draw_text_centred(&mut canvas, x.round() as i64, y.round() as i64, &slot.to_string(), 2, INK);
+            draw_text_centred(
+                &mut canvas,
+                x.round() as i64,
+                y.round() as i64,
+                &slot.to_string(),
+                2,
+                INK,
+            );
         }
     }
     Ok(canvas)
@@ -285,7 +376,9 @@ mod legend {
 /// Width of the legend strip, margins included.
 fn legend_width(types: usize) -> u32 {
     let numbers: i64 = (0..types)
-        .map(|t| legend::SWATCH.1 + text_width(&t.to_string(), legend::SCALE) as i64 + legend::SPACE)
+        .map(|t| {
+            legend::SWATCH.1 + text_width(&t.to_string(), legend::SCALE) as i64 + legend::SPACE
+        })
         .sum();
     let title = text_width(legend::TITLE, legend::SCALE) as i64 + legend::SPACE;
     let direction = legend::SPACE + text_width(legend::DIRECTION, legend::SCALE) as i64;
@@ -302,7 +395,13 @@ fn draw_legend(canvas: &mut RgbImage, types: usize) {
     for edge_type in 0..types {
         let colour = edge_type_colour(edge_type);
         let swatch_end = x as f64 + legend::SWATCH.0;
-        draw_segment(canvas, (x as f64, middle), (swatch_end, middle), 4.0, colour);
+        draw_segment(
+            canvas,
+            (x as f64, middle),
+            (swatch_end, middle),
+            4.0,
+            colour,
+        );
         x += legend::SWATCH.1;
         let name = edge_type.to_string();
         draw_text(canvas, x, y, &name, scale, INK);
@@ -327,7 +426,10 @@ pub fn edge_frequency_picture(
         return Err(InterpretError::Shape {
             what: "edge-type frequencies",
             found: vec![frequencies.len() as i64],
-            expected: format!("{} x {types} values, one per edge and type", endpoints.len()),
+            expected: format!(
+                "{} x {types} values, one per edge and type",
+                endpoints.len()
+            ),
         });
     }
 
@@ -357,14 +459,28 @@ pub fn edge_frequency_picture(
         let grid_left = left + row_labels;
         let title_y = MARGIN + caption;
         let name = format!("TYPE {edge_type}");
-        draw_text(&mut canvas, grid_left as i64, title_y as i64, &name, scale, INK);
+        draw_text(
+            &mut canvas,
+            grid_left as i64,
+            title_y as i64,
+            &name,
+            scale,
+            INK,
+        );
         for slot in 0..slots {
             let centre = (grid_left + slot as u32 * CELL + CELL / 2) as i64;
             let label_y = (grid_top - column_labels / 2) as i64;
             draw_text_centred(&mut canvas, centre, label_y, &slot.to_string(), scale, INK);
             let row_centre = (grid_top + slot as u32 * CELL + CELL / 2) as i64;
             let label_x = (left + row_labels / 2) as i64 - 4;
-            draw_text_centred(&mut canvas, label_x, row_centre, &slot.to_string(), scale, INK);
+            draw_text_centred(
+                &mut canvas,
+                label_x,
+                row_centre,
+                &slot.to_string(),
+                scale,
+                INK,
+            );
         }
         for receiver in 0..slots {
             let x = grid_left as i64 + (receiver as u32 * CELL) as i64;
@@ -381,19 +497,49 @@ pub fn edge_frequency_picture(
             let (cx, cy) = ((x + CELL / 2) as i64, (y + CELL / 2) as i64);
             draw_text_centred(&mut canvas, cx, cy, &text, 1, text_colour_on(colour));
         }
-        outline_rect(&mut canvas, grid_left as i64, grid_top as i64, grid, grid, 1, INK);
+        outline_rect(
+            &mut canvas,
+            grid_left as i64,
+            grid_top as i64,
+            grid,
+            grid,
+            1,
+            INK,
+        );
     }
 
     for offset in 0..grid {
         let value = 1.0 - offset as f64 / (grid - 1) as f64;
         let y = (grid_top + offset) as i64;
-        fill_rect(&mut canvas, bar_left as i64, y, bar_width, 1, sequential_colour(value));
+        fill_rect(
+            &mut canvas,
+            bar_left as i64,
+            y,
+            bar_width,
+            1,
+            sequential_colour(value),
+        );
     }
-    outline_rect(&mut canvas, bar_left as i64, grid_top as i64, bar_width, grid, 1, INK);
+    outline_rect(
+        &mut canvas,
+        bar_left as i64,
+        grid_top as i64,
+        bar_width,
+        grid,
+        1,
+        INK,
+    );
     for (text, fraction) in [("1", 0.0), ("0.5", 0.5), ("0", 1.0)] {
         let y = grid_top as f64 + fraction * (grid - 1) as f64 - text_height(scale) as f64 / 2.0;
         let y = (y.round() as i64).clamp(0, (height - text_height(scale)) as i64);
-        draw_text(&mut canvas, (bar_left + bar_width + 8) as i64, y, text, scale, INK);
+        draw_text(
+            &mut canvas,
+            (bar_left + bar_width + 8) as i64,
+            y,
+            text,
+            scale,
+            INK,
+        );
     }
     Ok(canvas)
 }
@@ -410,7 +556,9 @@ mod tests {
     use tch::Device;
 
     fn images(count: usize) -> Vec<u8> {
-        (0..count * IMAGE_LEN).map(|i| (i * 7 % 256) as u8).collect()
+        (0..count * IMAGE_LEN)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect()
     }
 
     #[test]
@@ -424,12 +572,17 @@ mod tests {
         let cell = 128;
         let header = text_height(3) + 2 * MARGIN;
         let first_mask = MARGIN + cell + 4 * GAP;
-        assert_eq!(picture.width(), first_mask + 8 * (cell + GAP) - GAP + MARGIN);
+        assert_eq!(
+            picture.width(),
+            first_mask + 8 * (cell + GAP) - GAP + MARGIN
+        );
         assert_eq!(picture.height(), header + 3 * (cell + GAP) - GAP + MARGIN);
 
         let centre_of = |image: u32, slot: u32| {
             let x = first_mask + slot * (cell + GAP) + cell / 2;
-            picture.get_pixel(x, header + image * (cell + GAP) + cell / 2).0
+            picture
+                .get_pixel(x, header + image * (cell + GAP) + cell / 2)
+                .0
         };
         assert_eq!(centre_of(1, 2), [255, 255, 255]);
         assert_eq!(centre_of(0, 2), [128, 128, 128]);
@@ -444,13 +597,25 @@ mod tests {
         let plain = masks_picture(&images(2), &masks, 8, &[]).unwrap();
         let labels = vec!["#12".to_string(), "#9999".to_string()];
         let labelled = masks_picture(&images(2), &masks, 8, &labels).unwrap();
-        assert_eq!(labelled.width(), plain.width() + text_width("#9999", 2) + MARGIN);
+        assert_eq!(
+            labelled.width(),
+            plain.width() + text_width("#9999", 2) + MARGIN
+        );
 
-        let err = masks_picture(&images(2), &masks[1..], 8, &[]).unwrap_err().to_string();
-        assert!(err.contains("masks") && err.contains("2 x 8 x 32 x 32"), "{err}");
-        let err = masks_picture(&images(2)[1..], &masks, 8, &[]).unwrap_err().to_string();
+        let err = masks_picture(&images(2), &masks[1..], 8, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("masks") && err.contains("2 x 8 x 32 x 32"),
+            "{err}"
+        );
+        let err = masks_picture(&images(2)[1..], &masks, 8, &[])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("multiple of 3072"), "{err}");
-        let err = masks_picture(&images(2), &masks, 8, &labels[..1]).unwrap_err().to_string();
+        let err = masks_picture(&images(2), &masks, 8, &labels[..1])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("row labels"), "{err}");
     }
 
@@ -463,9 +628,15 @@ mod tests {
         let picture = graph_picture(&images(count), &types, slots, 2, &[]).unwrap();
         let panel_width = MARGIN + 64 + MARGIN + panel::GRAPH_SIDE + MARGIN;
         let panel_height = panel::GRAPH_SIDE + 2 * MARGIN;
-        assert_eq!(picture.width(), MARGIN + 8 * (panel_width + GAP) - GAP + MARGIN);
+        assert_eq!(
+            picture.width(),
+            MARGIN + 8 * (panel_width + GAP) - GAP + MARGIN
+        );
         let legend = text_height(2) + 2 * MARGIN;
-        assert_eq!(picture.height(), legend + 2 * (panel_height + GAP) - GAP + MARGIN);
+        assert_eq!(
+            picture.height(),
+            legend + 2 * (panel_height + GAP) - GAP + MARGIN
+        );
 
         // Count pixels of each edge colour in the first two panels.
         let count_colour = |panel: u32, colour: Rgb<u8>| {
@@ -484,8 +655,13 @@ mod tests {
 
         let mut bad = types.clone();
         bad[70] = 2;
-        let err = graph_picture(&images(count), &bad, slots, 2, &[]).unwrap_err().to_string();
-        assert!(err.contains("edge type 2 at position 70") && err.contains("0..2"), "{err}");
+        let err = graph_picture(&images(count), &bad, slots, 2, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("edge type 2 at position 70") && err.contains("0..2"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -504,9 +680,16 @@ mod tests {
         let line = text_height(2) + 8;
         let grid_top = MARGIN + 2 * line + MARGIN + line + line;
         let panel_width = text_width("7", 2) + 10 + 8 * 44;
-        let grid_left = |edge_type: u32| MARGIN + edge_type * (panel_width + 3 * MARGIN) + text_width("7", 2) + 10;
+        let grid_left = |edge_type: u32| {
+            MARGIN + edge_type * (panel_width + 3 * MARGIN) + text_width("7", 2) + 10
+        };
         let cell_corner = |edge_type: u32, receiver: u32, sender: u32| {
-            picture.get_pixel(grid_left(edge_type) + sender * 44 + 3, grid_top + receiver * 44 + 3).0
+            picture
+                .get_pixel(
+                    grid_left(edge_type) + sender * 44 + 3,
+                    grid_top + receiver * 44 + 3,
+                )
+                .0
         };
         assert_eq!(cell_corner(1, 2, 5), sequential_colour(1.0).0);
         assert_eq!(cell_corner(1, 5, 2), sequential_colour(0.0).0);
@@ -514,7 +697,9 @@ mod tests {
         assert_eq!(cell_corner(1, 3, 3), FAINT.0);
         assert_eq!(picture.height(), grid_top + 8 * 44 + MARGIN);
 
-        let err = edge_frequency_picture(&frequencies[2..], slots, 2).unwrap_err().to_string();
+        let err = edge_frequency_picture(&frequencies[2..], slots, 2)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("56 x 2 values"), "{err}");
     }
 
@@ -527,7 +712,9 @@ mod tests {
             .enumerate()
             .map(|(i, &b)| (b as f32 / 255.0 - mean[i / 1024 % 3]) / std[i / 1024 % 3])
             .collect();
-        let tensor = Tensor::from_slice(&values).view([2, 3, 32, 32]).to_device(Device::Cpu);
+        let tensor = Tensor::from_slice(&values)
+            .view([2, 3, 32, 32])
+            .to_device(Device::Cpu);
         assert_eq!(denormalize(&tensor, mean, std).unwrap(), bytes);
     }
 }

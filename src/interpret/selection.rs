@@ -22,7 +22,11 @@ pub fn sample_indices(
         });
     }
     if count > len {
-        return Err(InterpretError::TooManyImages { requested: count, len, split });
+        return Err(InterpretError::TooManyImages {
+            requested: count,
+            len,
+            split,
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut indices = sample(&mut rng, len, count).into_vec();
@@ -37,7 +41,9 @@ pub fn check_indices(
     split: &'static str,
 ) -> Result<(), InterpretError> {
     if indices.is_empty() {
-        return Err(InterpretError::Empty { what: "list of image indices" });
+        return Err(InterpretError::Empty {
+            what: "list of image indices",
+        });
     }
     match indices.iter().find(|&&index| index >= len) {
         Some(&index) => Err(InterpretError::IndexOutOfRange { index, len, split }),
@@ -57,7 +63,10 @@ mod tests {
         assert!(a.iter().all(|&i| i < 100));
         assert_eq!(a, sample_indices(100, 10, 4, "test").unwrap());
         assert_ne!(a, sample_indices(100, 10, 5, "test").unwrap());
-        assert_eq!(sample_indices(5, 5, 0, "test").unwrap(), vec![0, 1, 2, 3, 4]);
+        assert_eq!(
+            sample_indices(5, 5, 0, "test").unwrap(),
+            vec![0, 1, 2, 3, 4]
+        );
     }
 
     #[test]
@@ -67,7 +76,9 @@ mod tests {
         assert!(sample_indices(5, 0, 0, "test").is_err());
 
         check_indices(&[0, 4], 5, "test").unwrap();
-        let err = check_indices(&[1, 7, 9], 5, "test").unwrap_err().to_string();
+        let err = check_indices(&[1, 7, 9], 5, "test")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "image index 7 is out of range: the test split holds 5 images (valid indices 0..=4)"

@@ -12,7 +12,7 @@ pub mod structure_critic;
 
 pub use backbone::{Backbone, BackboneKind, UnknownBackbone, FEATURES, SLOTS, SLOT_DIM};
 pub use conv4::Conv4;
-pub use gumbel::{gumbel_softmax, hard_edge_types};
+pub use gumbel::{gumbel_softmax, gumbel_softmax_from_uniform, hard_edge_types};
 pub use network::{Network, NetworkConfig, NetworkConfigError};
 pub use relation_encoder::RelationEncoder;
 pub use relation_head::{RelationHead, RELATION_HEAD_HIDDEN};

@@ -5,7 +5,7 @@ use tch::Tensor;
 use super::estimator::{Bound, Estimator};
 use super::objective::Objective;
 use super::pairs::PairTensors;
-use crate::model::{gumbel_softmax, Network, SLOTS, SLOT_DIM};
+use crate::model::{gumbel_softmax, gumbel_softmax_from_uniform, Network, SLOTS, SLOT_DIM};
 
 /// The objective of one batch.
 #[derive(Debug)]
@@ -48,31 +48,13 @@ pub fn evaluate(
     tau: f64,
     train: bool,
 ) -> Terms {
-    let xz = objective.uses_xz().then(|| {
-        let head = &network.relation_head;
-        let scores = head.forward_pairs(
-            features,
-            &pairs.stacked_anchor,
-            &pairs.stacked_partner,
-            train,
-        );
-        let (t_pos, t_neg) = split_stacked(&scores, pairs.len());
-        estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
-    });
-
-    let xa = objective.uses_xa().then(|| {
-        let views = features.size()[0];
-        let z = features.reshape([views, SLOTS, SLOT_DIM]);
-        let a = gumbel_softmax(&network.relation_encoder.forward(&z, train), tau);
-
-        let critic = &network.structure_critic;
-        let projected = critic.project(&a);
-        let t_pos = critic.score(&a, &projected, &pairs.anchor, &pairs.positive);
-        let t_neg = critic.score(&a, &projected, &pairs.anchor, &pairs.negative);
-        estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
-    });
-
-    Terms::from_bounds(xz, xa)
+    let setting = Setting {
+        objective,
+        estimator,
+        tau,
+        train,
+    };
+    evaluate_with(network, features, pairs, setting, Route::Fast, None)
 }
 
 /// The same function as [`evaluate`], computed the straightforward way: the relation
@@ -88,13 +70,67 @@ pub fn evaluate_plain(
     tau: f64,
     train: bool,
 ) -> Terms {
-    let gather = |rows: &Tensor| features.index_select(0, rows);
+    let setting = Setting {
+        objective,
+        estimator,
+        tau,
+        train,
+    };
+    evaluate_with(network, features, pairs, setting, Route::Plain, None)
+}
+
+/// The choices that shape one evaluation.
+#[derive(Debug, Clone, Copy)]
+struct Setting {
+    objective: Objective,
+    estimator: Estimator,
+    tau: f64,
+    train: bool,
+}
+
+/// Which computation of the same function to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Fast,
+    Plain,
+}
+
+/// [`evaluate`] or [`evaluate_plain`]; `uniform` `[N, E, K]`, when given, replaces the
+/// uniform draws behind the Gumbel noise.
+fn evaluate_with(
+    network: &Network,
+    features: &Tensor,
+    pairs: &PairTensors,
+    setting: Setting,
+    route: Route,
+    uniform: Option<&Tensor>,
+) -> Terms {
+    let Setting {
+        objective,
+        estimator,
+        tau,
+        train,
+    } = setting;
     let xz = objective.uses_xz().then(|| {
-        let positives = Tensor::cat(&[gather(&pairs.anchor), gather(&pairs.positive)], 1);
-        let negatives = Tensor::cat(&[gather(&pairs.anchor), gather(&pairs.negative)], 1);
-        let scores = network
-            .relation_head
-            .forward_concat(&Tensor::cat(&[positives, negatives], 0), train);
+        let head = &network.relation_head;
+        let scores = match route {
+            Route::Fast => head.forward_pairs(
+                features,
+                &pairs.stacked_anchor,
+                &pairs.stacked_partner,
+                train,
+            ),
+            Route::Plain => {
+                let pair_rows = Tensor::cat(
+                    &[
+                        features.index_select(0, &pairs.stacked_anchor),
+                        features.index_select(0, &pairs.stacked_partner),
+                    ],
+                    1,
+                );
+                head.forward_concat(&pair_rows, train)
+            }
+        };
         let (t_pos, t_neg) = split_stacked(&scores, pairs.len());
         estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
     });
@@ -102,22 +138,34 @@ pub fn evaluate_plain(
     let xa = objective.uses_xa().then(|| {
         let views = features.size()[0];
         let z = features.reshape([views, SLOTS, SLOT_DIM]);
-        let a = gumbel_softmax(&network.relation_encoder.forward_plain(&z, train), tau);
+        let logits = match route {
+            Route::Fast => network.relation_encoder.forward(&z, train),
+            Route::Plain => network.relation_encoder.forward_plain(&z, train),
+        };
+        let a = match uniform {
+            Some(uniform) => gumbel_softmax_from_uniform(&logits, uniform, tau),
+            None => gumbel_softmax(&logits, tau),
+        };
 
         let critic = &network.structure_critic;
-        let score = |partner: &Tensor| {
-            let projected = critic.project(&a.index_select(0, partner));
-            (a.index_select(0, &pairs.anchor) * projected).sum_dim_intlist(
-                [1i64, 2].as_slice(),
-                false,
-                None,
-            )
+        let (t_pos, t_neg) = match route {
+            Route::Fast => {
+                let projected = critic.project(&a);
+                (
+                    critic.score(&a, &projected, &pairs.anchor, &pairs.positive),
+                    critic.score(&a, &projected, &pairs.anchor, &pairs.negative),
+                )
+            }
+            Route::Plain => {
+                let score = |partner: &Tensor| {
+                    let projected = critic.project(&a.index_select(0, partner));
+                    let products = a.index_select(0, &pairs.anchor) * projected;
+                    products.sum_dim_intlist([1i64, 2].as_slice(), false, None)
+                };
+                (score(&pairs.positive), score(&pairs.negative))
+            }
         };
-        estimator.evaluate(
-            &score(&pairs.positive),
-            &score(&pairs.negative),
-            &pairs.anchor,
-        )
+        estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
     });
 
     Terms::from_bounds(xz, xa)
@@ -126,4 +174,249 @@ pub fn evaluate_plain(
 /// Splits `[2P]` scores of stacked positives and negatives into two `[P]` halves.
 fn split_stacked(scores: &Tensor, pairs: i64) -> (Tensor, Tensor) {
     (scores.narrow(0, 0, pairs), scores.narrow(0, pairs, pairs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{BackboneKind, NetworkConfig};
+    use crate::objective::Pairs;
+    use tch::{nn, Device, Kind};
+
+    struct Setup {
+        vs: nn::VarStore,
+        network: Network,
+        images: Tensor,
+        pairs: PairTensors,
+        /// Fixed uniform draws `[N, E, K]` behind the Gumbel noise, shared by both routes.
+        uniform: Tensor,
+    }
+
+    fn setup(backbone: BackboneKind, images: usize, views: usize) -> Setup {
+        tch::manual_seed(41);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let config = NetworkConfig {
+            backbone,
+            ..Default::default()
+        };
+        let network = Network::new(&vs.root(), &config);
+        let n = (images * views) as i64;
+        let images_tensor = Tensor::randn([n, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let pairs = Pairs::new(images, views).unwrap().to_tensors(Device::Cpu);
+        let uniform = Tensor::rand([n, 56, 2], (Kind::Float, Device::Cpu));
+        Setup {
+            vs,
+            network,
+            images: images_tensor,
+            pairs,
+            uniform,
+        }
+    }
+
+    /// One forward and backward pass: the scalars of the terms and every parameter's
+    /// gradient (`None` where the objective does not reach it).
+    fn run(
+        s: &Setup,
+        objective: Objective,
+        estimator: Estimator,
+        fast: bool,
+    ) -> (Vec<f64>, Vec<(String, Option<Tensor>)>) {
+        let mut variables: Vec<(String, Tensor)> =
+            s.vs.variables()
+                .into_iter()
+                .filter(|(_, v)| v.requires_grad())
+                .collect();
+        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, var) in variables.iter_mut() {
+            var.zero_grad();
+        }
+        let features = s.network.encoder.forward_t(&s.images, true);
+        let setting = Setting {
+            objective,
+            estimator,
+            tau: 0.5,
+            train: true,
+        };
+        let route = if fast { Route::Fast } else { Route::Plain };
+        let uniform = Some(&s.uniform);
+        let terms = evaluate_with(&s.network, &features, &s.pairs, setting, route, uniform);
+        terms.total.backward();
+
+        let mut scalars = vec![terms.total.double_value(&[])];
+        for bound in [&terms.xz, &terms.xa].into_iter().flatten() {
+            scalars.push(bound.loss.double_value(&[]));
+            scalars.push(bound.value.double_value(&[]));
+        }
+        let grads = variables
+            .into_iter()
+            .map(|(name, var)| {
+                let grad = var.grad();
+                let used = grad.defined() && grad.abs().max().double_value(&[]) > 0.0;
+                (name, used.then(|| grad.copy()))
+            })
+            .collect();
+        (scalars, grads)
+    }
+
+    fn assert_paths_agree(backbone: BackboneKind, objective: Objective, estimator: Estimator) {
+        let s = setup(backbone, 4, 3);
+        let (fast, fast_grads) = run(&s, objective, estimator, true);
+        let (plain, plain_grads) = run(&s, objective, estimator, false);
+        let case = format!("{backbone} {objective} {estimator}");
+        assert_eq!(fast.len(), plain.len());
+        for (a, b) in fast.iter().zip(&plain) {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{case}: {a} vs {b}"
+            );
+        }
+        // A bias right before a BatchNorm (the relation head's first) has a gradient of
+        // zero in exact arithmetic; both paths must leave only rounding noise there.
+        let largest = plain_grads
+            .iter()
+            .filter_map(|(_, g)| g.as_ref().map(|g| g.norm().double_value(&[])))
+            .fold(0.0, f64::max);
+        let vanishing = 1e-5 * largest;
+        let mut compared = 0;
+        for ((name, a), (_, b)) in fast_grads.iter().zip(&plain_grads) {
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    let (a_norm, b_norm) = (a.norm().double_value(&[]), b.norm().double_value(&[]));
+                    if b_norm < vanishing {
+                        assert!(a_norm < vanishing, "{case}: gradient of {name}: {a_norm}");
+                        continue;
+                    }
+                    let error = (a - b).norm().double_value(&[]) / b_norm;
+                    assert!(error < 1e-4, "{case}: gradient of {name} off by {error}");
+                    compared += 1;
+                }
+                (None, None) => {}
+                _ => panic!("{case}: only one path reaches {name}"),
+            }
+        }
+        let reached = |prefix: &str| {
+            fast_grads
+                .iter()
+                .any(|(name, g)| name.starts_with(prefix) && g.is_some())
+        };
+        assert!(
+            reached("encoder."),
+            "{case}: no gradient reaches the encoder"
+        );
+        assert_eq!(reached("relation_head."), objective.uses_xz(), "{case}");
+        assert_eq!(reached("relation_encoder."), objective.uses_xa(), "{case}");
+        assert_eq!(reached("structure_critic."), objective.uses_xa(), "{case}");
+        assert!(compared > 10, "{case}: only {compared} gradients compared");
+    }
+
+    #[test]
+    fn fast_and_plain_paths_agree_for_conv4() {
+        tch::set_num_threads(1);
+        for objective in Objective::ALL {
+            assert_paths_agree(BackboneKind::Conv4, objective, Estimator::Nwj);
+        }
+        for estimator in [Estimator::Bce { focal: true }, Estimator::InfoNce] {
+            assert_paths_agree(BackboneKind::Conv4, Objective::Xza, estimator);
+        }
+    }
+
+    #[test]
+    fn fast_and_plain_paths_agree_for_resnet8() {
+        tch::set_num_threads(1);
+        for objective in Objective::ALL {
+            assert_paths_agree(BackboneKind::ResNet8, objective, Estimator::Nwj);
+        }
+    }
+
+    #[test]
+    fn intermediates_have_the_documented_shapes() {
+        tch::set_num_threads(1);
+        let s = setup(BackboneKind::Conv4, 4, 3);
+        let (n, p, e, k) = (12, 12, 56, 2);
+        assert_eq!(s.pairs.len(), p);
+        let features = s.network.encoder.forward_t(&s.images, true);
+        assert_eq!(features.size(), [n, 64]);
+
+        let head = &s.network.relation_head;
+        let scores = head.forward_pairs(
+            &features,
+            &s.pairs.stacked_anchor,
+            &s.pairs.stacked_partner,
+            true,
+        );
+        assert_eq!(scores.size(), [2 * p]);
+
+        let z = features.reshape([n, SLOTS, SLOT_DIM]);
+        let logits = s.network.relation_encoder.forward(&z, true);
+        assert_eq!(logits.size(), [n, e, k]);
+        let a = gumbel_softmax(&logits, 0.5);
+        assert_eq!(a.size(), [n, e, k]);
+        let projected = s.network.structure_critic.project(&a);
+        assert_eq!(projected.size(), [n, e, k]);
+        let t_pos =
+            s.network
+                .structure_critic
+                .score(&a, &projected, &s.pairs.anchor, &s.pairs.positive);
+        assert_eq!(t_pos.size(), [p]);
+
+        for objective in Objective::ALL {
+            let terms = evaluate(
+                &s.network,
+                &features,
+                &s.pairs,
+                objective,
+                Estimator::Nwj,
+                0.5,
+                true,
+            );
+            assert_eq!(terms.total.size(), Vec::<i64>::new());
+            assert_eq!(terms.xz.is_some(), objective.uses_xz());
+            assert_eq!(terms.xa.is_some(), objective.uses_xa());
+            for bound in [&terms.xz, &terms.xa].into_iter().flatten() {
+                assert_eq!(bound.loss.size(), Vec::<i64>::new());
+                assert!(!bound.value.requires_grad());
+                assert!(bound.loss.requires_grad());
+            }
+        }
+    }
+
+    /// Median seconds of one forward + backward pass of the objective on the paper's batch
+    /// (Conv-4, xza, M = 64, V = 32), on 2 CPU threads:
+    /// `cargo test --release --lib step_timing -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "a timing, not a check: takes a minute"]
+    fn step_timing() {
+        tch::set_num_threads(2);
+        let s = setup(BackboneKind::Conv4, 64, 32);
+        let time = |label: &str, fast: bool, objective: Objective| {
+            let mut seconds = Vec::new();
+            for round in 0..4 {
+                let started = std::time::Instant::now();
+                let features = s.network.encoder.forward_t(&s.images, true);
+                let evaluate_fn = if fast { evaluate } else { evaluate_plain };
+                let terms = evaluate_fn(
+                    &s.network,
+                    &features,
+                    &s.pairs,
+                    objective,
+                    Estimator::Nwj,
+                    0.5,
+                    true,
+                );
+                terms.total.backward();
+                if round > 0 {
+                    seconds.push(started.elapsed().as_secs_f64());
+                }
+            }
+            seconds.sort_by(f64::total_cmp);
+            println!(
+                "TIMING {label} {objective}: {:.3} s (median of {:?})",
+                seconds[1], seconds
+            );
+        };
+        time("fast", true, Objective::Xza);
+        time("fast", true, Objective::Xz);
+        time("fast", true, Objective::Xa);
+        time("plain", false, Objective::Xza);
+    }
 }
