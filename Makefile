@@ -28,10 +28,7 @@ run: build
 	fi
 	@if [ -f "$(OUT)/checkpoint.ot" ]; then resume=--resume; else resume=; fi; \
 	$(HSSL) pretrain --config configs/$(BUDGET).toml --data "$(DATA)" --out "$(OUT)" $$resume
-	@if $(HSSL) help probe >/dev/null 2>&1; then \
-		$(HSSL) probe --checkpoint "$(OUT)/checkpoint.ot" --data "$(DATA)" \
-			--config configs/$(BUDGET).toml; \
-	fi
+	$(HSSL) probe --checkpoint "$(OUT)/checkpoint.ot" --data "$(DATA)"
 
 test: deps
 	$(CARGO) test --release
