@@ -57,7 +57,7 @@ pub struct InterpretArgs {
     /// Test images to interpret, by index (comma-separated), instead of a random draw.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub indices: Option<Vec<usize>>,
-    /// Adam steps on the mask logits [default: 300].
+    /// Adam steps on the mask logits [default: 1000; the paper: 20,000].
     #[arg(long)]
     pub steps: Option<usize>,
     /// Adam learning rate of the mask logits [default: 0.05].
