@@ -146,11 +146,11 @@ impl RelationEncoder {
     /// `[n, S, D] -> [n, E, K]`: the same function as [`Self::forward_plain`], faster.
     ///
     /// The first Linear of `mlp2` on `cat[h1_j, h1_i]` is `A h1_j + B h1_i + b`, so `A h1`
-    /// and `B h1 + b` are computed once per node (`[n, S, h]`) and added per edge through
-    /// a broadcast `[n, S, S, h]` whose off-diagonal is kept; `mlp4`'s first Linear is split
-    /// likewise into sender, receiver and edge blocks, the edge block fused into the add.
-    /// Edges into one receiver are contiguous, so the edge -> node sum is a reshape and a
-    /// sum over `S - 1` edges.
+    /// and `B h1 + b` are computed once per node (`[n, S, h]`), then gathered (senders)
+    /// and broadcast (receivers) per edge; `mlp4`'s first Linear is split likewise into
+    /// sender, receiver and edge blocks, only the edge block a product per edge. Edges
+    /// into one receiver are contiguous, so the edge -> node sum is a reshape and a sum
+    /// over `S - 1` edges.
     pub fn forward(&self, z: &Tensor, train: bool) -> Tensor {
         let n = z.size()[0];
         let h1 = self.mlp1.forward_t(z, train);
@@ -171,6 +171,11 @@ impl RelationEncoder {
 
     /// A Linear on `cat[node_j, node_i(, skip_ij)]` for every edge, without forming the
     /// concatenation: `nodes [n, S, h]`, `skip [n, E, h]` -> `[n, E, out]`.
+    ///
+    /// The sender block runs per node and is gathered per edge; the receiver block (with
+    /// the bias) runs per node and is broadcast over the `S - 1` contiguous edges of each
+    /// receiver; the edge block, when present, is one matrix product added in place of a
+    /// copy.
     fn edge_linear(&self, linear: &nn::Linear, nodes: &Tensor, skip: Option<&Tensor>) -> Tensor {
         let (n, s, h) = (nodes.size()[0], self.slots, self.hidden);
         let sender_weight = linear.ws.narrow(1, 0, h);
@@ -179,16 +184,10 @@ impl RelationEncoder {
         let at_receiver = nodes.linear(&receiver_weight, linear.bs.as_ref());
         let width = from_sender.size()[2];
 
-        // [n, receiver, sender, out]; the off-diagonal entries of each S x S block, read in
-        // row-major order, are the flat entries 1.. viewed as S - 1 rows of S + 1 whose
-        // last column is the diagonal.
-        let all_pairs = at_receiver.unsqueeze(2) + from_sender.unsqueeze(1);
-        let edges = all_pairs
-            .view([n, s * s, width])
-            .narrow(1, 1, s * s - 1)
-            .view([n, s - 1, s + 1, width])
-            .narrow(2, 0, s)
-            .reshape([n * self.edges(), width]);
+        let per_receiver = from_sender
+            .index_select(1, &self.senders)
+            .view([n, s, s - 1, width]);
+        let edges = (per_receiver + at_receiver.unsqueeze(2)).view([n * self.edges(), width]);
         let edges = match skip {
             Some(skip) => {
                 let skip_weight = linear.ws.narrow(1, 2 * h, h);

@@ -9,6 +9,7 @@
 //! the step number, so the step is the whole random state.
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -62,26 +63,27 @@ pub fn save(
     })?;
     named.push(("meta".to_string(), Tensor::from_slice(&json)));
 
-    let tmp = temporary_path(path);
-    let io = |source| TrainError::Io {
-        path: tmp.clone(),
-        source,
-    };
-    Tensor::save_multi(&named, &tmp).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        TrainError::Io {
-            path: tmp.clone(),
-            source: std::io::Error::other(e.to_string()),
-        }
+    // Serialize in memory, then write with plain file I/O: a failed write (a full disk)
+    // is then an ordinary error, and the previous checkpoint is only replaced by a rename
+    // once the new one is whole on disk.
+    let mut bytes = Vec::new();
+    Tensor::save_multi_to_stream(&named, &mut bytes).map_err(|e| TrainError::BadCheckpoint {
+        path: path.to_path_buf(),
+        reason: format!("cannot be serialized: {e}"),
     })?;
-    let file = std::fs::File::open(&tmp).map_err(io)?;
-    file.sync_all().map_err(io)?;
+    let tmp = temporary_path(path);
+    let written = (|| -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()
+    })();
+    if let Err(source) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(TrainError::Io { path: tmp, source });
+    }
     std::fs::rename(&tmp, path).map_err(|source| {
         let _ = std::fs::remove_file(&tmp);
-        TrainError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+        TrainError::Io { path: path.to_path_buf(), source }
     })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
