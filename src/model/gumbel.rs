@@ -1,6 +1,6 @@
 //! Gumbel-softmax samples of relaxed one-hot edge types, and hard edge types.
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// Keeps both logarithms of the Gumbel noise finite when `u` is 0 or 1.
 const EPS: f64 = 1e-10;
