@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    hssl::device::tune_allocator();
     let args = cli::Cli::parse();
     cli::init_logging(args.verbose);
     match cli::run(args) {

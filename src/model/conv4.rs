@@ -1,4 +1,4 @@
-//! Conv-4: four convolution blocks, 3 -> 8 -> 16 -> 32 -> 64 channels (24,648 parameters).
+//! Conv-4: four convolution blocks, 3 -> 8 -> 16 -> 32 -> 64 channels (24,648 weights).
 
 use tch::nn;
 use tch::Tensor;

@@ -29,6 +29,7 @@ pub fn hard_edge_types(logits: &Tensor) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     fn logits() -> Tensor {
         Tensor::from_slice(&[1.0f32, 0.0, -1.0, 0.5]).view([1, 4])

@@ -12,7 +12,7 @@ use super::structure_critic::StructureCritic;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NetworkConfigError {
     /// `hidden` is not positive.
-    #[error("network config field `hidden` is {0}: expected a positive width (default 256)")]
+    #[error("network config field `hidden` is {0}: expected at least 1 (default 256)")]
     Hidden(i64),
     /// `edge_types` is not positive.
     #[error("network config field `edge_types` is {0}: expected at least 1 (default 2)")]
@@ -93,14 +93,14 @@ impl Network {
             config.edge_types,
             SLOTS,
         );
-        let edges = relation_encoder.edges();
+        let (edges, edge_types) = (relation_encoder.edges(), config.edge_types);
         let head_path = root / "relation_head";
         let critic_path = root / "structure_critic";
         Ok(Self {
             encoder: Backbone::new(config.backbone, &(root / "encoder")),
             relation_head: RelationHead::new(&head_path, FEATURES, RELATION_HEAD_HIDDEN),
             relation_encoder,
-            structure_critic: StructureCritic::new(&critic_path, edges, config.edge_types),
+            structure_critic: StructureCritic::new(&critic_path, edges, edge_types),
         })
     }
 }

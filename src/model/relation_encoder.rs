@@ -87,7 +87,8 @@ pub struct RelationEncoder {
 
 impl RelationEncoder {
     /// Creates the encoder for `slots` (at least 2) slots of `slot_dim` numbers, `hidden`
-    /// units wide, predicting `edge_types` edge types.
+    /// units wide, predicting `edge_types` edge types. The edge indices live on the
+    /// path's device and are moved to the input's device when they differ.
     pub fn new(path: &nn::Path, slot_dim: i64, hidden: i64, edge_types: i64, slots: i64) -> Self {
         let (receivers, senders) = edge_endpoints(slots);
         let device = path.device();
@@ -119,22 +120,21 @@ impl RelationEncoder {
     pub fn forward_plain(&self, z: &Tensor, train: bool) -> Tensor {
         let h1 = self.mlp1.forward_t(z, train);
 
+        let (senders, receivers) = self.endpoints(z.device());
         let edges = Tensor::cat(
-            &[
-                h1.index_select(1, &self.senders),
-                h1.index_select(1, &self.receivers),
-            ],
+            &[h1.index_select(1, &senders), h1.index_select(1, &receivers)],
             -1,
         );
         let e1 = self.mlp2.forward_t(&edges, train);
 
-        let incoming = self.receiver_one_hot(z.device()).tr().matmul(&e1) / self.slots as f64;
+        let one_hot = self.receiver_one_hot(z.device());
+        let incoming = one_hot.tr().matmul(&e1) / self.slots as f64;
         let h2 = self.mlp3.forward_t(&incoming, train);
 
         let edges = Tensor::cat(
             &[
-                h2.index_select(1, &self.senders),
-                h2.index_select(1, &self.receivers),
+                h2.index_select(1, &senders),
+                h2.index_select(1, &receivers),
                 e1,
             ],
             -1,
@@ -145,12 +145,12 @@ impl RelationEncoder {
 
     /// `[n, S, D] -> [n, E, K]`: the same function as [`Self::forward_plain`], faster.
     ///
-    /// The first Linear of `mlp2` on `cat[h1_j, h1_i]` is `A h1_j + B h1_i + b`, so `A h1`
-    /// and `B h1 + b` are computed once per node (`[n, S, h]`), then gathered (senders)
-    /// and broadcast (receivers) per edge; `mlp4`'s first Linear is split likewise into
-    /// sender, receiver and edge blocks, only the edge block a product per edge. Edges
-    /// into one receiver are contiguous, so the edge -> node sum is a reshape and a sum
-    /// over `S - 1` edges.
+    /// The first Linear of `mlp2` on `cat[h1_j, h1_i]` is `A h1_j + B h1_i + b`, so
+    /// `A h1` and `B h1 + b` are computed once per node (`[n, S, h]`), then gathered
+    /// (senders) and broadcast (receivers) per edge; `mlp4`'s first Linear is split
+    /// likewise into sender, receiver and edge blocks, only the edge block a product per
+    /// edge. Edges into one receiver are contiguous, so the edge -> node sum is a reshape
+    /// and a sum over `S - 1` edges.
     pub fn forward(&self, z: &Tensor, train: bool) -> Tensor {
         let n = z.size()[0];
         let h1 = self.mlp1.forward_t(z, train);
@@ -174,8 +174,8 @@ impl RelationEncoder {
     ///
     /// The sender block runs per node and is gathered per edge; the receiver block (with
     /// the bias) runs per node and is broadcast over the `S - 1` contiguous edges of each
-    /// receiver; the edge block, when present, is one matrix product added in place of a
-    /// copy.
+    /// receiver; the edge block, when present, is one matrix product accumulated onto the
+    /// node terms.
     fn edge_linear(&self, linear: &nn::Linear, nodes: &Tensor, skip: Option<&Tensor>) -> Tensor {
         let (n, s, h) = (nodes.size()[0], self.slots, self.hidden);
         let sender_weight = linear.ws.narrow(1, 0, h);
@@ -184,10 +184,12 @@ impl RelationEncoder {
         let at_receiver = nodes.linear(&receiver_weight, linear.bs.as_ref());
         let width = from_sender.size()[2];
 
+        let senders = self.senders.to_device(nodes.device());
         let per_receiver = from_sender
-            .index_select(1, &self.senders)
+            .index_select(1, &senders)
             .view([n, s, s - 1, width]);
-        let edges = (per_receiver + at_receiver.unsqueeze(2)).view([n * self.edges(), width]);
+        let edges = per_receiver + at_receiver.unsqueeze(2);
+        let edges = edges.view([n * self.edges(), width]);
         let edges = match skip {
             Some(skip) => {
                 let skip_weight = linear.ws.narrow(1, 2 * h, h);
@@ -196,6 +198,14 @@ impl RelationEncoder {
             None => edges,
         };
         edges.view([n, self.edges(), width])
+    }
+
+    /// Sender and receiver slot of each edge on `device`: i64 `[E]` each.
+    fn endpoints(&self, device: Device) -> (Tensor, Tensor) {
+        (
+            self.senders.to_device(device),
+            self.receivers.to_device(device),
+        )
     }
 
     /// One-hot receiver of each edge: `[E, S]`.

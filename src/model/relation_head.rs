@@ -49,9 +49,9 @@ impl RelationHead {
     /// `features [N, F]`, `anchor`, `partner` i64 `[P]` -> `[P]`.
     ///
     /// Equal to `forward_concat` on the concatenated pairs, but the first Linear
-    /// `W cat[f_a, f_b] + b = W_a f_a + W_b f_b + b` runs once per view (`[N, H]` for each
-    /// half) and each pair only gathers and adds two rows. BatchNorm sees all `P` pairs as
-    /// one batch, so pass positives and negatives together.
+    /// `W cat[f_a, f_b] + b = W_a f_a + W_b f_b + b` runs once per view (`[N, H]` for
+    /// each half) and each pair only gathers and adds two rows. BatchNorm sees all `P`
+    /// pairs as one batch, so pass positives and negatives together.
     pub fn forward_pairs(
         &self,
         features: &Tensor,

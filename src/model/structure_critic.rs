@@ -1,6 +1,6 @@
 //! The structure critic `T_omega`, the bilinear I(X,A) critic on pairs of edge-type maps.
 
-use tch::{nn, Kind, Tensor};
+use tch::{nn, Tensor};
 
 /// `T_omega(h, a) = sum_k h_k^T W_k a_k`, one learned `W_k` `[E, E]` per edge type.
 ///
@@ -48,15 +48,16 @@ impl StructureCritic {
         let n = h.size()[0];
         let flat_h = h.reshape([n, -1]);
         let flat_projected = projected.reshape([n, -1]);
-        let products = flat_h.index_select(0, anchor) * flat_projected.index_select(0, partner);
-        products.sum_dim_intlist(1, false, Kind::Float)
+        let anchors = flat_h.index_select(0, anchor);
+        let products = anchors * flat_projected.index_select(0, partner);
+        products.sum_dim_intlist(1, false, None)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Device;
+    use tch::{Device, Kind};
 
     #[test]
     fn projection_and_score_match_the_definition() {

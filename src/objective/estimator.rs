@@ -11,8 +11,8 @@
 //! - **BCE**: binary cross-entropy with logits, positives labelled 1 and negatives 0,
 //!   averaged over both kinds; `focal` weights each term by `(1 - p_t)^2`, `p_t` the
 //!   probability given to the true label. Its optimal logit is the log density ratio
-//!   `log p(x, y) / p(x) p(y)`, so the reported value is the NWJ bound of `T + 1`, a valid
-//!   lower bound in nats for any `T`, tight at that optimum.
+//!   `log p(x, y) / p(x) p(y)`, so the reported value is the NWJ bound of `T + 1`, a
+//!   valid lower bound in nats for any `T`, tight at that optimum.
 //! - **InfoNCE**: each positive is contrasted with the negatives that share its anchor
 //!   row; the bound is `mean_pos [T_pos - log((e^T_pos + sum e^T_neg) / (1 + n_neg))]`,
 //!   computed with per-anchor log-sum-exps. It can never exceed the mean of
@@ -143,7 +143,8 @@ fn info_nce_bound(t_pos: &Tensor, t_neg: &Tensor, anchor: &Tensor) -> Tensor {
     let log_sums = sums.clamp_min(1e-30).log() + &peak;
 
     let ones = Tensor::ones_like(&t_neg.detach());
-    let negatives_per_row = Tensor::zeros([groups], options).scatter_add(0, anchor, &ones);
+    let negatives_per_row = Tensor::zeros([groups], options);
+    let negatives_per_row = negatives_per_row.scatter_add(0, anchor, &ones);
     let log_contrast = (negatives_per_row.index_select(0, anchor) + 1.0).log();
 
     let log_partition = t_pos.logaddexp(&log_sums.index_select(0, anchor));

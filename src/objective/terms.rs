@@ -37,8 +37,8 @@ impl Terms {
 /// [`crate::model::RelationHead::forward_pairs`]. I(X,A): every view's slots
 /// `[N, 8, 8]` go once through the relation encoder, a soft Gumbel-softmax sample at
 /// temperature `tau` gives `a` `[N, E, K]` (drawn from tch's generator, also when
-/// `train` is false), the structure critic projects `a` once per view and scores each pair
-/// (`[P]` per kind). `train` selects batch statistics in every BatchNorm.
+/// `train` is false), the structure critic projects `a` once per view and scores each
+/// pair (`[P]` per kind). `train` selects batch statistics in every BatchNorm.
 pub fn evaluate(
     network: &Network,
     features: &Tensor,
@@ -58,9 +58,9 @@ pub fn evaluate(
 }
 
 /// The same function as [`evaluate`], computed the straightforward way: the relation
-/// head on concatenated pairs `[2P, 128]`, [`crate::model::RelationEncoder::forward_plain`],
-/// and the structure critic's projection per pair rather than per view. Slower; it
-/// exists to check the fast path.
+/// head on concatenated pairs `[2P, 128]`,
+/// [`crate::model::RelationEncoder::forward_plain`], and the structure critic's
+/// projection per pair rather than per view. Slower; it exists to check the fast path.
 pub fn evaluate_plain(
     network: &Network,
     features: &Tensor,
@@ -381,8 +381,10 @@ mod tests {
     }
 
     /// Median seconds of one forward + backward pass of the objective on the paper's batch
-    /// (Conv-4, xza, M = 64, V = 32), on 2 CPU threads:
-    /// `cargo test --release --lib step_timing -- --ignored --nocapture`.
+    /// (Conv-4, M = 64, V = 32), fast and plain, on 2 CPU threads:
+    /// `cargo test --release --lib step_timing -- --ignored --nocapture`. The test runs on
+    /// a worker thread, whose glibc arena maps every large tensor afresh; the same step on
+    /// a main thread with `mallopt(M_MMAP_MAX, 0)` takes less.
     #[test]
     #[ignore = "a timing, not a check: takes a minute"]
     fn step_timing() {
