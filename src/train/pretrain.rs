@@ -32,6 +32,9 @@ pub mod files {
     pub const METRICS: &str = "metrics.csv";
 }
 
+/// Without a terminal, a progress line is logged at most this often (and at every epoch).
+const PLAIN_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Called every `probe_every` steps with the network; returns the surrogate accuracy.
 pub type SurrogateProbe<'a> = dyn FnMut(&Network, Device) -> Result<f64, TrainError> + 'a;
 
@@ -214,6 +217,7 @@ pub fn pretrain(
 
     let progress = progress_bar(start_step, total_steps);
     let started = Instant::now();
+    let mut last_line = Instant::now();
     let mut pairs_cache: Option<(usize, PairTensors)> = None;
     let mut losses: Vec<f64> = Vec::new();
     let mut last = StepRecord::default();
@@ -340,9 +344,20 @@ pub fn pretrain(
             }
             epoch_loss = (0.0, 0);
         }
-        if let Some(bar) = &progress {
-            bar.set_message(format!("loss {total:.4}"));
-            bar.inc(1);
+        match &progress {
+            Some(bar) => {
+                bar.set_message(format!("loss {total:.4}"));
+                bar.inc(1);
+            }
+            None if last_line.elapsed() >= PLAIN_LOG_EVERY => {
+                let rate = (number - start_step) as f64 / started.elapsed().as_secs_f64();
+                info!(
+                    "step {number}/{total_steps} loss {total:.4} ({rate:.2} steps/s, about {:.0} s left)",
+                    (total_steps - number) as f64 / rate.max(1e-9)
+                );
+                last_line = Instant::now();
+            }
+            None => {}
         }
         last = record;
     }
