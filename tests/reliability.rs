@@ -175,9 +175,11 @@ fn killed_runs_resume_to_the_weights_of_an_unbroken_run() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.gen_range(150..1500)));
+        std::thread::sleep(Duration::from_millis(rng.gen_range(100..1200)));
         if child.try_wait().unwrap().is_some() {
-            break; // finished before the kill: start over with a fresh folder below
+            // Finished before the kill: start the broken run again from nothing.
+            std::fs::remove_dir_all(&broken).unwrap();
+            continue;
         }
         child.kill().unwrap();
         child.wait().unwrap();
