@@ -15,6 +15,7 @@
 pub mod data;
 pub mod device;
 pub mod eval;
+pub mod files;
 pub mod interpret;
 pub mod model;
 pub mod objective;

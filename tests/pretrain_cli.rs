@@ -15,7 +15,11 @@ fn hssl(args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn tiny_data(dir: &Path) -> PathBuf {
@@ -46,7 +50,10 @@ fn pretrain(data: &Path, out: &Path, extra: &[&str]) -> Output {
 
 fn metrics_rows(out: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
-    text.lines().skip(1).map(|l| l.split(',').map(String::from).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect()
 }
 
 fn model_tensors(path: &Path) -> Vec<(String, Tensor)> {
@@ -68,17 +75,35 @@ fn pretrain_writes_config_metrics_and_checkpoint_for_every_objective() {
         let result = pretrain(
             &data,
             &out,
-            &["--objective", objective, "--backbone", backbone, "--max-steps", "3"],
+            &[
+                "--objective",
+                objective,
+                "--backbone",
+                backbone,
+                "--max-steps",
+                "3",
+            ],
         );
         assert!(result.status.success(), "{}", text(&result));
         let rows = metrics_rows(&out);
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[2][0], "3");
         let (xz_used, xa_used) = (objective.contains('z'), objective.contains('a'));
-        assert_eq!(!rows[0][3].is_empty(), xz_used, "loss_xz cell for {objective}");
-        assert_eq!(!rows[0][4].is_empty(), xa_used, "loss_xa cell for {objective}");
+        assert_eq!(
+            !rows[0][3].is_empty(),
+            xz_used,
+            "loss_xz cell for {objective}"
+        );
+        assert_eq!(
+            !rows[0][4].is_empty(),
+            xa_used,
+            "loss_xa cell for {objective}"
+        );
         let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
-        assert!(config.contains(&format!("objective = \"{objective}\"")), "{config}");
+        assert!(
+            config.contains(&format!("objective = \"{objective}\"")),
+            "{config}"
+        );
         assert!(out.join("checkpoint.ot").is_file());
         assert!(text(&result).contains("pretraining summary"));
     }
@@ -129,7 +154,11 @@ fn existing_runs_are_protected_and_resume_needs_a_checkpoint() {
     assert!(!r.status.success());
     assert!(text(&r).contains("already holds a run"), "{}", text(&r));
 
-    let r = pretrain(&data, &out, &["--max-steps", "2", "--resume", "--seed", "9"]);
+    let r = pretrain(
+        &data,
+        &out,
+        &["--max-steps", "2", "--resume", "--seed", "9"],
+    );
     assert!(!r.status.success());
     assert!(text(&r).contains("`seed` differs"), "{}", text(&r));
 }
@@ -139,8 +168,15 @@ fn bad_values_and_bad_files_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let out = dir.path().join("run");
-    let r = hssl(&["pretrain", "--data", data.to_str().unwrap(), "--out", out.to_str().unwrap(),
-        "--views", "1"]);
+    let r = hssl(&[
+        "pretrain",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--views",
+        "1",
+    ]);
     assert!(!r.status.success());
     assert!(text(&r).contains("`views`"), "{}", text(&r));
     assert!(!out.join("checkpoint.ot").exists());
@@ -184,7 +220,15 @@ fn non_finite_loss_stops_the_run_naming_step_and_term_and_keeps_the_checkpoint()
     let r = pretrain(
         &data,
         &out,
-        &["--max-steps", "400", "--objective", "xz", "--resume", "--lr", "1e30"],
+        &[
+            "--max-steps",
+            "400",
+            "--objective",
+            "xz",
+            "--resume",
+            "--lr",
+            "1e30",
+        ],
     );
     let msg = text(&r);
     assert!(!r.status.success(), "{msg}");

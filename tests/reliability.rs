@@ -16,7 +16,10 @@ use rand_chacha::ChaCha8Rng;
 use tch::Tensor;
 
 fn budget(var: &str, default: usize) -> usize {
-    std::env::var(var).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn hssl() -> Command {
@@ -26,7 +29,11 @@ fn hssl() -> Command {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// Mutates valid bytes: flips, truncations, extensions, random replacements.
@@ -61,13 +68,29 @@ fn readers_never_panic_on_arbitrary_bytes() {
     write_cifar10(&c10, 10, 5, 1).unwrap();
     write_cifar100(&c100, 10, 5, 1).unwrap();
     let files: Vec<(PathBuf, CifarKind, Split)> = vec![
-        (c10.join("data_batch_1.bin"), CifarKind::Cifar10, Split::Train),
+        (
+            c10.join("data_batch_1.bin"),
+            CifarKind::Cifar10,
+            Split::Train,
+        ),
         (c10.join("test_batch.bin"), CifarKind::Cifar10, Split::Test),
-        (c10.join("batches.meta.txt"), CifarKind::Cifar10, Split::Test),
+        (
+            c10.join("batches.meta.txt"),
+            CifarKind::Cifar10,
+            Split::Test,
+        ),
         (c100.join("train.bin"), CifarKind::Cifar100, Split::Train),
         (c100.join("test.bin"), CifarKind::Cifar100, Split::Test),
-        (c100.join("fine_label_names.txt"), CifarKind::Cifar100, Split::Test),
-        (c100.join("coarse_label_names.txt"), CifarKind::Cifar100, Split::Test),
+        (
+            c100.join("fine_label_names.txt"),
+            CifarKind::Cifar100,
+            Split::Test,
+        ),
+        (
+            c100.join("coarse_label_names.txt"),
+            CifarKind::Cifar100,
+            Split::Test,
+        ),
     ];
     let originals: Vec<Vec<u8>> = files.iter().map(|f| std::fs::read(&f.0).unwrap()).collect();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
@@ -81,20 +104,29 @@ fn readers_never_panic_on_arbitrary_bytes() {
         match result {
             Ok(Ok(dataset)) => {
                 accepted += 1;
-                assert!(dataset.labels.iter().all(|&l| (l as usize) < dataset.num_classes()));
+                assert!(dataset
+                    .labels
+                    .iter()
+                    .all(|&l| (l as usize) < dataset.num_classes()));
                 assert_eq!(dataset.images.len(), dataset.len() * 3072);
             }
             Ok(Err(err)) => {
                 rejected += 1;
                 let msg = err.to_string();
-                assert!(msg.contains(folder.to_str().unwrap()), "error names no file: {msg}");
+                assert!(
+                    msg.contains(folder.to_str().unwrap()),
+                    "error names no file: {msg}"
+                );
             }
             Err(_) => panic!("the reader panicked on case {case} ({})", path.display()),
         }
         std::fs::write(path, &originals[which]).unwrap();
     }
     assert_eq!(accepted + rejected, cases);
-    assert!(rejected > cases / 2, "most mutations must be rejected ({rejected}/{cases})");
+    assert!(
+        rejected > cases / 2,
+        "most mutations must be rejected ({rejected}/{cases})"
+    );
     eprintln!("readers: {cases} inputs, {accepted} accepted, {rejected} rejected");
 }
 
@@ -132,12 +164,22 @@ fn tiny_data(dir: &Path) -> PathBuf {
 
 fn pretrain_cmd(data: &Path, out: &Path, steps: u64, resume: bool) -> Command {
     let mut cmd = hssl();
-    cmd.args(["pretrain", "--images", "8", "--views", "3", "--device", "cpu", "--threads", "1"])
-        .arg("--data")
-        .arg(data)
-        .arg("--out")
-        .arg(out)
-        .args(["--max-steps", &steps.to_string(), "--objective", "xza"]);
+    cmd.args([
+        "pretrain",
+        "--images",
+        "8",
+        "--views",
+        "3",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ])
+    .arg("--data")
+    .arg(data)
+    .arg("--out")
+    .arg(out)
+    .args(["--max-steps", &steps.to_string(), "--objective", "xza"]);
     if resume {
         cmd.arg("--resume");
     }
@@ -161,7 +203,9 @@ fn killed_runs_resume_to_the_weights_of_an_unbroken_run() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_data(dir.path());
     let straight = dir.path().join("straight");
-    let r = pretrain_cmd(&data, &straight, steps, false).output().unwrap();
+    let r = pretrain_cmd(&data, &straight, steps, false)
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", text(&r));
 
     let broken = dir.path().join("broken");
@@ -186,11 +230,16 @@ fn killed_runs_resume_to_the_weights_of_an_unbroken_run() {
         killed += 1;
         if broken.join("checkpoint.ot").exists() {
             let whole = std::panic::catch_unwind(|| model_tensors(&broken.join("checkpoint.ot")));
-            assert!(whole.is_ok(), "a checkpoint on disk is not whole after kill {killed}");
+            assert!(
+                whole.is_ok(),
+                "a checkpoint on disk is not whole after kill {killed}"
+            );
         }
     }
     let resume = broken.join("checkpoint.ot").exists();
-    let r = pretrain_cmd(&data, &broken, steps, resume).output().unwrap();
+    let r = pretrain_cmd(&data, &broken, steps, resume)
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", text(&r));
     let a = model_tensors(&straight.join("checkpoint.ot"));
     let b = model_tensors(&broken.join("checkpoint.ot"));
@@ -216,7 +265,10 @@ fn a_full_disk_keeps_the_previous_checkpoint() {
     unsafe {
         cmd.pre_exec(|| {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit { rlim_cur: 64 * 1024, rlim_max: 64 * 1024 };
+            let limit = libc::rlimit {
+                rlim_cur: 64 * 1024,
+                rlim_max: 64 * 1024,
+            };
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -226,11 +278,17 @@ fn a_full_disk_keeps_the_previous_checkpoint() {
     let r = cmd.output().unwrap();
     let msg = text(&r);
     assert!(!r.status.success(), "{msg}");
-    assert!(msg.contains("checkpoint.ot"), "the error names the file: {msg}");
+    assert!(
+        msg.contains("checkpoint.ot"),
+        "the error names the file: {msg}"
+    );
     assert!(!msg.contains("panicked"), "{msg}");
     let after = std::fs::read(out.join("checkpoint.ot")).unwrap();
     assert!(before == after, "the previous checkpoint was damaged");
-    assert!(!out.join("checkpoint.ot.tmp").exists(), "a partial file was left behind");
+    assert!(
+        !out.join("checkpoint.ot.tmp").exists(),
+        "a partial file was left behind"
+    );
 }
 
 #[test]
@@ -239,7 +297,9 @@ fn a_batch_that_cannot_fit_is_refused_before_any_work() {
     let data = tiny_data(dir.path());
     let out = dir.path().join("run");
     let r = hssl()
-        .args(["pretrain", "--images", "100000", "--views", "1000", "--device", "cpu"])
+        .args([
+            "pretrain", "--images", "100000", "--views", "1000", "--device", "cpu",
+        ])
         .arg("--data")
         .arg(&data)
         .arg("--out")
@@ -248,6 +308,9 @@ fn a_batch_that_cannot_fit_is_refused_before_any_work() {
         .unwrap();
     let msg = text(&r);
     assert!(!r.status.success());
-    assert!(msg.contains("GiB") && msg.contains("lower `images` or `views`"), "{msg}");
+    assert!(
+        msg.contains("GiB") && msg.contains("lower `images` or `views`"),
+        "{msg}"
+    );
     assert!(!out.join("checkpoint.ot").exists());
 }

@@ -6,8 +6,8 @@ mod embed_cmd;
 mod interpret_cmd;
 mod pretrain_cmd;
 mod probe_cmd;
-mod reproduce_cmd;
 mod report_cmd;
+mod reproduce_cmd;
 
 use clap::{Parser, Subcommand};
 

@@ -8,7 +8,9 @@
 //! on disk is always whole.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use crate::files::npy_header;
 
 use tch::{Device, Kind, Tensor};
 
@@ -44,51 +46,16 @@ pub fn write_npy_u16(path: &Path, values: &[u16]) -> Result<(), EvalError> {
     write_npy(path, "<u2", &[values.len() as i64], &bytes)
 }
 
-/// The header of a version 1.0 file, magic and length included: a multiple of 64 bytes.
-fn header(descr: &str, shape: &[i64]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(i64::to_string).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    let fixed = 6 + 2 + 2; // magic, version, length
-    let unpadded = fixed + dict.len() + 1;
-    dict.push_str(&" ".repeat((64 - unpadded % 64) % 64));
-    dict.push('\n');
-
-    let mut out = Vec::with_capacity(fixed + dict.len());
-    out.extend_from_slice(b"\x93NUMPY\x01\x00");
-    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out
-}
-
 fn write_npy(path: &Path, descr: &str, shape: &[i64], data: &[u8]) -> Result<(), EvalError> {
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&header(descr, shape))?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        EvalError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+    crate::files::write_atomically(path, |out| {
+        out.write_all(&npy_header(descr, &shape))?;
+        out.write_all(data)
     })
-}
-
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
+    .map_err(|source| EvalError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

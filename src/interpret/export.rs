@@ -4,41 +4,16 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use image::RgbImage;
 
 use super::error::InterpretError;
 
-/// The `.npy` magic string.
-const NPY_MAGIC: &[u8] = b"\x93NUMPY";
-/// Preamble length of a version 1.0 `.npy` file: magic, version, header length.
-const NPY_PREAMBLE: usize = 10;
-/// The whole header (preamble included) is padded to a multiple of this.
-const NPY_ALIGN: usize = 64;
-
 /// The header of a version 1.0 `.npy` file holding little-endian f32 values of `shape`
-/// in C order: magic, version, header length, then the header dictionary padded with
-/// spaces and a final newline to a multiple of 64 bytes in all.
+/// in C order (see [`crate::files::npy_header`]).
 pub fn npy_header(shape: &[usize]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let shape_text = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut dictionary =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
-    let unpadded = NPY_PREAMBLE + dictionary.len() + 1;
-    let padding = (NPY_ALIGN - unpadded % NPY_ALIGN) % NPY_ALIGN;
-    dictionary.push_str(&" ".repeat(padding));
-    dictionary.push('\n');
-
-    let mut header = Vec::with_capacity(NPY_PREAMBLE + dictionary.len());
-    header.extend_from_slice(NPY_MAGIC);
-    header.extend_from_slice(&[1, 0]);
-    header.extend_from_slice(&(dictionary.len() as u16).to_le_bytes());
-    header.extend_from_slice(dictionary.as_bytes());
-    header
+    crate::files::npy_header("<f4", shape)
 }
 
 /// Writes `values` of `shape` (C order) to `path` as a NumPy `.npy` file of `<f4`.
@@ -101,7 +76,7 @@ pub fn write_frequency_csv(
 
 /// Saves a picture as PNG.
 pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), InterpretError> {
-    let tmp = temporary_path(path);
+    let tmp = crate::files::temporary_path(path);
     picture
         .save_with_format(&tmp, image::ImageFormat::Png)
         .map_err(|source| {
@@ -120,35 +95,14 @@ pub fn save_png(path: &Path, picture: &RgbImage) -> Result<(), InterpretError> {
     })
 }
 
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
-/// Runs `fill` on a buffered temporary file beside `path`, flushes it to disk, then
-/// renames it to `path`; on failure the temporary file is removed.
+/// [`crate::files::write_atomically`], its error naming `path`.
 fn write_atomically(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
 ) -> Result<(), InterpretError> {
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        fill(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        InterpretError::Io {
-            path: path.to_path_buf(),
-            source,
-        }
+    crate::files::write_atomically(path, fill).map_err(|source| InterpretError::Io {
+        path: path.to_path_buf(),
+        source,
     })
 }
 

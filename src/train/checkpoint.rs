@@ -71,19 +71,11 @@ pub fn save(
         path: path.to_path_buf(),
         reason: format!("cannot be serialized: {e}"),
     })?;
-    let tmp = temporary_path(path);
-    let written = (|| -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(&bytes)?;
-        file.sync_all()
-    })();
-    if let Err(source) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(TrainError::Io { path: tmp, source });
-    }
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        TrainError::Io { path: path.to_path_buf(), source }
+    crate::files::write_atomically(path, |out| out.write_all(&bytes)).map_err(|source| {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     })?;
     if let Some(dir) = path.parent() {
         if let Ok(d) = std::fs::File::open(dir) {
@@ -192,27 +184,14 @@ impl Checkpoint {
     }
 }
 
-fn temporary_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
-}
-
 /// Writes text to `path` through a temporary file and a rename.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), TrainError> {
-    let tmp = temporary_path(path);
-    std::fs::write(&tmp, text)
-        .and_then(|_| std::fs::rename(&tmp, path))
-        .map_err(|source| {
-            let _ = std::fs::remove_file(&tmp);
-            TrainError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-        })
+    crate::files::write_atomically(path, |out| out.write_all(text.as_bytes())).map_err(|source| {
+        TrainError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    })
 }
 
 #[cfg(test)]
