@@ -68,46 +68,36 @@ struct Budget {
 }
 
 fn budget(preset: Preset) -> Budget {
-    let strings = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let flags = |text: &str| {
+        text.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
     match preset {
         Preset::Cpu => Budget {
             seeds: 2,
             backbones: vec![BackboneKind::Conv4],
-            pretrain: strings(&[
-                "--images",
-                "64",
-                "--views",
-                "8",
-                "--epochs",
-                "5",
-                "--train-images",
-                "10000",
-            ]),
-            supervised: strings(&["--epochs", "5"]),
-            probe: strings(&["--epochs", "100"]),
+            pretrain: flags(
+                "--images 64 --views 8 --epochs 5 --train-images 10000 --probe-every 100",
+            ),
+            supervised: flags("--epochs 5"),
+            probe: flags("--epochs 100"),
         },
         Preset::Paper => Budget {
             seeds: 3,
             backbones: vec![BackboneKind::Conv4, BackboneKind::ResNet8],
-            pretrain: strings(&["--images", "64", "--views", "32", "--epochs", "50"]),
-            supervised: strings(&["--epochs", "50"]),
-            probe: strings(&["--epochs", "100"]),
+            pretrain: flags("--images 64 --views 32 --epochs 50 --probe-every 100"),
+            supervised: flags("--epochs 50"),
+            probe: flags("--epochs 100"),
         },
         Preset::Smoke => Budget {
             seeds: 2,
             backbones: vec![BackboneKind::Conv4],
-            pretrain: strings(&[
-                "--images",
-                "16",
-                "--views",
-                "4",
-                "--max-steps",
-                "20",
-                "--train-images",
-                "2000",
-            ]),
-            supervised: strings(&["--max-steps", "20", "--train-images", "2000"]),
-            probe: strings(&["--epochs", "3", "--train-images", "2000"]),
+            pretrain: flags(
+                "--images 16 --views 4 --max-steps 20 --train-images 2000 --probe-every 10",
+            ),
+            supervised: flags("--max-steps 20 --train-images 2000"),
+            probe: flags("--epochs 3 --train-images 2000"),
         },
     }
 }
