@@ -212,13 +212,14 @@ fn run_supervised(config: &PretrainConfig, resume: bool) -> anyhow::Result<Pretr
             });
         }
     }
-    prepare_output(config, false, &checkpoint_path, &config_path).or_else(|e| {
-        if resume {
-            Ok(None)
-        } else {
-            Err(e)
+    // The supervised reference saves its checkpoint only when it finishes, so a resumed
+    // one starts again; a folder holding a finished run of another kind is still refused.
+    match prepare_output(config, false, &checkpoint_path, &config_path) {
+        Err(TrainError::RunExists { .. }) if resume => {}
+        other => {
+            other?;
         }
-    })?;
+    }
     set_threads(config.threads);
     let device = hssl::device::resolve(config.device).map_err(anyhow::Error::msg)?;
     let mut dataset = data::load(&config.data, config.dataset, Split::Train)?;
