@@ -2,51 +2,19 @@
 //! `hssl pretrain` makes in a few steps.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{hssl, pretrain_tiny, text};
 
 use hssl::data::write_cifar10;
-
-fn hssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hssl"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("the hssl binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// A synthetic data set (64 training, 20 test images) and a checkpoint trained on it.
 fn data_and_checkpoint(dir: &Path) -> (PathBuf, PathBuf) {
     let data = dir.join("cifar-10-batches-bin");
     write_cifar10(&data, 64, 20, 11).unwrap();
     let run = dir.join("run");
-    let out = hssl(&[
-        "pretrain",
-        "--data",
-        data.to_str().unwrap(),
-        "--images",
-        "8",
-        "--views",
-        "2",
-        "--max-steps",
-        "2",
-        "--train-images",
-        "64",
-        "--out",
-        run.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--threads",
-        "2",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
+    pretrain_tiny(&data, &run);
     (data, run.join("checkpoint.ot"))
 }
 

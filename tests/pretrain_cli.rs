@@ -1,26 +1,13 @@
 //! End-to-end tests of `hssl pretrain` and `hssl data` on small data sets the tests write.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{hssl, text};
 
 use hssl::data::write_cifar10;
 use tch::Tensor;
-
-fn hssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hssl"))
-        .args(args)
-        .env("RUST_LOG", "info")
-        .output()
-        .expect("the hssl binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn tiny_data(dir: &Path) -> PathBuf {
     let data = dir.join("cifar-10-batches-bin");

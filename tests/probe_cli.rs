@@ -2,17 +2,10 @@
 //! CIFAR-100 (transfer), and export its features.
 
 use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+use common::{hssl, pretrain_tiny};
 
 use serde_json::Value;
-
-fn hssl(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hssl"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("the hssl binary runs")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -67,30 +60,8 @@ fn a_pretrained_run_is_probed_on_both_data_sets_and_embedded() {
     hssl::data::write_cifar10(&c10, 80, 30, 1).unwrap();
     hssl::data::write_cifar100(&c100, 60, 25, 2).unwrap();
     let run = dir.path().join("run");
-    let (c10s, c100s, runs) = (
-        c10.to_str().unwrap(),
-        c100.to_str().unwrap(),
-        run.to_str().unwrap(),
-    );
-    ok(&[
-        "pretrain",
-        "--data",
-        c10s,
-        "--images",
-        "8",
-        "--views",
-        "2",
-        "--max-steps",
-        "2",
-        "--train-images",
-        "64",
-        "--out",
-        runs,
-        "--device",
-        "cpu",
-        "--threads",
-        "2",
-    ]);
+    let (c10s, c100s) = (c10.to_str().unwrap(), c100.to_str().unwrap());
+    pretrain_tiny(&c10, &run);
     let checkpoint = run.join("checkpoint.ot");
     let checkpoints = checkpoint.to_str().unwrap();
 
