@@ -14,8 +14,8 @@ use hssl::train::Method;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
     /// Under an hour on 2 CPU cores for Conv-4 on CIFAR-10 (2 seeds, 5 rows): the first
-    /// 5,000 training images, 64 images x 8 views, 6 epochs (468 steps); supervised 5
-    /// epochs on the first 10,000 images; probes on all images, 100 epochs.
+    /// 5,000 training images, 64 images x 8 views, 6 epochs (474 steps); supervised 15
+    /// epochs on all 50,000 images; probes on all images, 100 epochs.
     Cpu,
     /// The paper's budget (a GPU): all images, 64 x 32 views, 50 epochs, 3 seeds, both
     /// backbones; supervised 50 epochs.
@@ -80,7 +80,7 @@ fn budget(preset: Preset) -> Budget {
             pretrain: flags(
                 "--images 64 --views 8 --epochs 6 --train-images 5000 --probe-every 100",
             ),
-            supervised: flags("--epochs 5 --train-images 10000"),
+            supervised: flags("--epochs 15"),
             probe: flags("--epochs 100"),
         },
         Preset::Paper => Budget {
