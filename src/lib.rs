@@ -21,4 +21,6 @@ pub mod model;
 pub mod objective;
 pub mod optim;
 pub mod report;
+#[cfg(test)]
+mod test_rng;
 pub mod train;

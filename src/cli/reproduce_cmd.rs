@@ -78,7 +78,7 @@ fn budget(preset: Preset) -> Budget {
             seeds: 2,
             backbones: vec![BackboneKind::Conv4],
             pretrain: flags(
-                "--images 64 --views 8 --epochs 6 --train-images 5000 --probe-every 100",
+                "--images 64 --views 8 --epochs 6 --train-images 5000 --probe-every 50",
             ),
             supervised: flags("--epochs 15"),
             probe: flags("--epochs 100"),

@@ -127,7 +127,7 @@ impl RelationEncoder {
         );
         let e1 = self.mlp2.forward_t(&edges, train);
 
-        let one_hot = self.receiver_one_hot(z.device());
+        let one_hot = self.receiver_one_hot(z.device(), e1.kind());
         let incoming = one_hot.tr().matmul(&e1) / self.slots as f64;
         let h2 = self.mlp3.forward_t(&incoming, train);
 
@@ -208,12 +208,12 @@ impl RelationEncoder {
         )
     }
 
-    /// One-hot receiver of each edge: `[E, S]`.
-    fn receiver_one_hot(&self, device: Device) -> Tensor {
+    /// One-hot receiver of each edge, in `kind`: `[E, S]`.
+    fn receiver_one_hot(&self, device: Device, kind: Kind) -> Tensor {
         self.receivers
             .to_device(device)
             .one_hot(self.slots)
-            .to_kind(Kind::Float)
+            .to_kind(kind)
     }
 }
 
@@ -231,12 +231,14 @@ mod tests {
 
     #[test]
     fn fast_and_plain_paths_agree_in_value_and_gradient() {
-        tch::manual_seed(21);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let encoder = RelationEncoder::new(&vs.root(), 3, 16, 2, 4);
+        let (vs, encoder, z, probe) = crate::test_rng::seeded(21, || {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let encoder = RelationEncoder::new(&vs.root(), 3, 16, 2, 4);
+            let z = Tensor::randn([5, 4, 3], (Kind::Float, Device::Cpu));
+            let probe = Tensor::randn([5, 12, 2], (Kind::Float, Device::Cpu));
+            (vs, encoder, z.set_requires_grad(true), probe)
+        });
         assert_eq!(encoder.edges(), 12);
-        let z = Tensor::randn([5, 4, 3], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let probe = Tensor::randn([5, 12, 2], (Kind::Float, Device::Cpu));
 
         let mut inputs: Vec<Tensor> = vec![z.shallow_clone()];
         inputs.extend(vs.trainable_variables());
