@@ -25,23 +25,34 @@ impl Mlp {
 
     /// `[..., in] -> [..., hidden]`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let pre = xs.linear(&self.linear1.ws, self.linear1.bs.as_ref());
-        self.tail(&pre, train)
+        let shape = xs.size();
+        let rows = xs.view([-1, shape[shape.len() - 1]]);
+        let pre = rows.linear(&self.linear1.ws, self.linear1.bs.as_ref());
+        let mut out_shape = shape;
+        *out_shape.last_mut().expect("at least one dimension") = pre.size()[1];
+        self.tail(pre, train).view(out_shape.as_slice())
     }
 
-    /// Everything after the first Linear: `[..., hidden] -> [..., hidden]`, the
+    /// Everything after the first Linear: `pre` `[..., hidden]` -> `[..., hidden]`, the
     /// BatchNorm statistics taken over every row of the leading dimensions.
-    fn tail(&self, pre: &Tensor, train: bool) -> Tensor {
+    ///
+    /// Both ELUs run in place: a Linear's backward needs its input, not its output, and
+    /// the ELU's backward is computed from its result, so overwriting the Linear's output
+    /// keeps one tensor of the layer's size fewer alive for the backward pass. `pre` must
+    /// own its storage (not be a view): an in-place change of a view makes autograd copy
+    /// the whole gradient back through the base tensor.
+    fn tail(&self, mut pre: Tensor, train: bool) -> Tensor {
         let shape = pre.size();
-        let hidden = pre
-            .elu()
-            .linear(&self.linear2.ws, self.linear2.bs.as_ref())
-            .elu();
-        let width = hidden.size()[shape.len() - 1];
-        hidden
+        let width = shape[shape.len() - 1];
+        let _ = pre.elu_();
+        let mut hidden = pre
             .view([-1, width])
-            .apply_t(&self.bn, train)
-            .view(shape.as_slice())
+            .linear(&self.linear2.ws, self.linear2.bs.as_ref());
+        let _ = hidden.elu_();
+        let hidden_width = hidden.size()[1];
+        let mut out_shape = shape;
+        *out_shape.last_mut().expect("at least one dimension") = hidden_width;
+        hidden.apply_t(&self.bn, train).view(out_shape.as_slice())
     }
 }
 
@@ -157,7 +168,7 @@ impl RelationEncoder {
 
         let e1 = self
             .mlp2
-            .tail(&self.edge_linear(&self.mlp2.linear1, &h1, None), train);
+            .tail(self.edge_linear(&self.mlp2.linear1, &h1, None), train);
 
         let per_receiver = e1.view([n, self.slots, self.slots - 1, self.hidden]);
         let incoming = per_receiver.sum_dim_intlist(2, false, None) / self.slots as f64;
@@ -165,12 +176,15 @@ impl RelationEncoder {
 
         let e2 = self
             .mlp4
-            .tail(&self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
+            .tail(self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
         e2.linear(&self.out.ws, self.out.bs.as_ref())
+            .view([n, self.edges(), -1])
     }
 
     /// A Linear on `cat[node_j, node_i(, skip_ij)]` for every edge, without forming the
-    /// concatenation: `nodes [n, S, h]`, `skip [n, E, h]` -> `[n, E, out]`.
+    /// concatenation: `nodes [n, S, h]`, `skip` (any shape holding `[n E, h]` in edge
+    /// order) -> `[n, S, S - 1, out]` without `skip`, `[n E, out]` with it (edges in
+    /// order, receiver-major in both).
     ///
     /// The sender block runs per node and is gathered per edge; the receiver block (with
     /// the bias) runs per node and is broadcast over the `S - 1` contiguous edges of each
@@ -189,15 +203,15 @@ impl RelationEncoder {
             .index_select(1, &senders)
             .view([n, s, s - 1, width]);
         let edges = per_receiver + at_receiver.unsqueeze(2);
-        let edges = edges.view([n * self.edges(), width]);
-        let edges = match skip {
+        match skip {
             Some(skip) => {
                 let skip_weight = linear.ws.narrow(1, 2 * h, h);
+                let edges = edges.view([n * self.edges(), width]);
                 edges.addmm(&skip.view([-1, h]), &skip_weight.tr())
             }
+            // `[n, S, S - 1, out]`, which owns its storage: the ELU after it runs in place.
             None => edges,
-        };
-        edges.view([n, self.edges(), width])
+        }
     }
 
     /// Sender and receiver slot of each edge on `device`: i64 `[E]` each.
