@@ -10,6 +10,7 @@ median over all runs is compared. Peak memory is each process's maximum resident
 
     python3 scripts/bench.py                       # the paper's batch, all configurations
     python3 scripts/bench.py --configs conv4:xza --rounds 2
+    python3 scripts/bench.py --configs conv4:xza:bf16      # ours in bf16, the reference fp32
 """
 
 import argparse
@@ -45,7 +46,8 @@ def run(cmd, env):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", default="conv4:xz,conv4:xa,conv4:xza,resnet8:xz,resnet8:xza",
-                   help="comma-separated backbone:objective pairs")
+                   help="comma-separated backbone:objective[:precision] (precision of ours: "
+                        "fp32, the default, or bf16; the reference is always fp32)")
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--views", type=int, default=32)
     p.add_argument("--threads", type=int, default=2)
@@ -65,11 +67,16 @@ def main():
     env["OMP_NUM_THREADS"] = str(args.threads)
 
     for config in args.configs.split(","):
-        backbone, objective = config.split(":")
+        parts = config.split(":")
+        if len(parts) not in (2, 3):
+            sys.exit(f"--configs: `{config}` is not backbone:objective[:precision]")
+        backbone, objective = parts[:2]
+        precision = parts[2] if len(parts) == 3 else "fp32"
         common = ["--backbone", backbone, "--objective", objective, "--images",
                   str(args.images), "--views", str(args.views), "--steps", str(args.steps),
                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
-        ours_cmd = [args.hssl, "bench", *common, "--device", args.device]
+        ours_cmd = [args.hssl, "bench", *common, "--device", args.device,
+                    "--precision", precision]
         ref_cmd = [sys.executable, args.reference, *common]
         ours, ref, ours_mem, ref_mem = [], [], [], []
         extra = {}
@@ -91,6 +98,7 @@ def main():
         else:
             line += f" hssl_step_s={o:.4f} hssl_peak_mib={max(ours_mem):.0f}"
         line += f" gflop={extra.get('gflop')} hssl_gflop_per_s={float(extra.get('gflop', 0)) / o:.1f}"
+        line += f" precision={precision}"
         print(line, flush=True)
 
 

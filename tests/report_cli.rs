@@ -235,11 +235,13 @@ fn report_builds_tables_and_pictures_from_runs() {
     assert!(table[knn..].contains("| I(X,Z,A) | 46.2 +- 0.8 (n=3) | - | 17.5 +- 0.7 (n=2) | - |"));
 
     assert!(
-        table.contains("| I(X,Z,A) | Conv-4 | 16 x 4 | 100 | 1 of 50 | 1000 | 3 |"),
+        table.contains(
+            "| I(X,Z,A) | Conv-4 | 16 images x 4 views | 100 | 1 of 50 | 1000 | fp32 | 3 |"
+        ),
         "{table}"
     );
     assert!(
-        table.contains("| Random | Conv-4 | 16 x 4 | 100 | 50 | 1000 | 2 |"),
+        table.contains("| Random | Conv-4 | - (untrained) | 100 | 50 | 1000 | fp32 | 2 |"),
         "{table}"
     );
     assert!(

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Args;
 use hssl::data::{view_batch, Augmenter, CifarKind, Dataset};
 use hssl::device::DeviceChoice;
-use hssl::model::BackboneKind;
+use hssl::model::{BackboneKind, Precision};
 use hssl::objective::Objective;
 use hssl::train::bench::{peak_memory_bytes, time_step};
 use hssl::train::pretrain::set_threads;
@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Terms: xz, xa or xza.
     #[arg(long, default_value = "xza")]
     pub objective: Objective,
+    /// Relation encoder number format: fp32 or bf16.
+    #[arg(long, default_value = "fp32")]
+    pub precision: Precision,
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
     pub images: usize,
@@ -59,6 +62,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     let t = time_step(
         args.backbone,
         args.objective,
+        args.precision,
         args.images,
         args.views,
         args.warmup,
@@ -70,10 +74,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map(|b| b as f64 / 1048576.0)
         .unwrap_or(f64::NAN);
     println!(
-        "RESULT hssl backbone={} objective={} images={} views={} threads={} step_s={:.4} \
-         views_per_s={:.0} pairs={} gflop={:.2} gflop_per_s={:.1} peak_mib={:.0}",
+        "RESULT hssl backbone={} objective={} precision={} images={} views={} threads={} \
+         step_s={:.4} views_per_s={:.0} pairs={} gflop={:.2} gflop_per_s={:.1} peak_mib={:.0}",
         args.backbone,
         args.objective,
+        args.precision,
         args.images,
         args.views,
         args.threads,

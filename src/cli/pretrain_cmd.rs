@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use hssl::data::CifarKind;
 use hssl::device::DeviceChoice;
-use hssl::model::BackboneKind;
+use hssl::model::{BackboneKind, Precision};
 use hssl::objective::Estimator;
 use std::time::Instant;
 
@@ -57,6 +57,9 @@ pub struct PretrainArgs {
     /// Adam learning rate [default: 0.001].
     #[arg(long)]
     pub lr: Option<f64>,
+    /// Relation encoder number format: fp32, or bf16 for the matrix units [default: fp32].
+    #[arg(long)]
+    pub precision: Option<Precision>,
     /// Gumbel-softmax temperature [default: 0.5].
     #[arg(long)]
     pub tau: Option<f64>,
@@ -104,7 +107,7 @@ impl PretrainArgs {
         set!(backbone => backbone, objective => objective, estimator => estimator,
              images => images, views => views, epochs => epochs, lr => learning_rate,
              tau => tau, seed => seed, dataset => dataset, data => data, out => out,
-             device => device, probe_every => probe_every);
+             device => device, probe_every => probe_every, precision => precision);
         if self.max_steps.is_some() {
             c.max_steps = self.max_steps;
         }
@@ -314,6 +317,7 @@ pub fn print_summary(config: &PretrainConfig, s: &PretrainSummary) {
             format!("{} / {}", config.backbone, config.objective),
         ),
         ("estimator", config.estimator.to_string()),
+        ("precision", config.precision.to_string()),
         (
             "batch",
             format!("{} images x {} views", config.images, config.views),
@@ -321,7 +325,7 @@ pub fn print_summary(config: &PretrainConfig, s: &PretrainSummary) {
         ("steps (epochs)", format!("{} ({:.2})", s.steps, s.epochs)),
         ("steps this run", s.steps_this_run.to_string()),
         (
-            "loss, first -> last",
+            "mean loss, first -> last 10 steps",
             format!("{:.4} -> {:.4}", s.first_loss, s.last_loss),
         ),
         ("bound I(X,Z)", fmt_opt(s.bound_xz)),

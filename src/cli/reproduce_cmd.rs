@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use hssl::model::BackboneKind;
+use hssl::model::{BackboneKind, Precision};
 use hssl::train::Method;
 
 /// A budget for the whole table.
@@ -57,6 +57,10 @@ pub struct ReproduceArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Relation encoder number format of the self-supervised rows: fp32 (the paper's) or
+    /// bf16 (faster on matrix units).
+    #[arg(long, default_value = "fp32")]
+    pub precision: Precision,
 }
 
 struct Budget {
@@ -168,7 +172,9 @@ fn pretrain_run(
     match method {
         Method::Supervised => cmd.args(&plan.supervised),
         Method::Random => &mut cmd,
-        Method::Xz | Method::Xa | Method::Xza => cmd.args(&plan.pretrain),
+        Method::Xz | Method::Xa | Method::Xza => cmd
+            .args(&plan.pretrain)
+            .args(["--precision", args.precision.name()]),
     };
     if run.join("checkpoint.ot").exists() {
         cmd.arg("--resume");

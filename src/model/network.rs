@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use tch::nn;
 
 use super::backbone::{Backbone, BackboneKind, FEATURES, SLOTS, SLOT_DIM};
+use super::precision::Precision;
 use super::relation_encoder::RelationEncoder;
 use super::relation_head::{RelationHead, RELATION_HEAD_HIDDEN};
 use super::structure_critic::StructureCritic;
@@ -29,6 +30,8 @@ pub struct NetworkConfig {
     pub hidden: i64,
     /// Number `K` of edge types (default 2).
     pub edge_types: i64,
+    /// Number format inside the relation encoder (default `fp32`).
+    pub precision: Precision,
 }
 
 impl Default for NetworkConfig {
@@ -37,6 +40,7 @@ impl Default for NetworkConfig {
             backbone: BackboneKind::Conv4,
             hidden: 256,
             edge_types: 2,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -92,7 +96,8 @@ impl Network {
             config.hidden,
             config.edge_types,
             SLOTS,
-        );
+        )
+        .computing_in(config.precision.compute_kind());
         let (edges, edge_types) = (relation_encoder.edges(), config.edge_types);
         let head_path = root / "relation_head";
         let critic_path = root / "structure_critic";

@@ -23,11 +23,11 @@ impl Mlp {
         }
     }
 
-    /// `[..., in] -> [..., hidden]`.
+    /// `[..., in] -> [..., hidden]`, computed in the kind of `xs`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let shape = xs.size();
         let rows = xs.view([-1, shape[shape.len() - 1]]);
-        let pre = rows.linear(&self.linear1.ws, self.linear1.bs.as_ref());
+        let pre = apply_linear(&rows, &self.linear1);
         let mut out_shape = shape;
         *out_shape.last_mut().expect("at least one dimension") = pre.size()[1];
         self.tail(pre, train).view(out_shape.as_slice())
@@ -45,14 +45,34 @@ impl Mlp {
         let shape = pre.size();
         let width = shape[shape.len() - 1];
         let _ = pre.elu_();
-        let mut hidden = pre
-            .view([-1, width])
-            .linear(&self.linear2.ws, self.linear2.bs.as_ref());
+        let mut hidden = apply_linear(&pre.view([-1, width]), &self.linear2);
         let _ = hidden.elu_();
         let hidden_width = hidden.size()[1];
         let mut out_shape = shape;
         *out_shape.last_mut().expect("at least one dimension") = hidden_width;
         hidden.apply_t(&self.bn, train).view(out_shape.as_slice())
+    }
+}
+
+/// `xs [rows, in] -> [rows, out]` through `linear`, in the kind of `xs`.
+fn apply_linear(xs: &Tensor, linear: &nn::Linear) -> Tensor {
+    linear_in_kind(xs, &linear.ws, linear.bs.as_ref())
+}
+
+/// `xs W^T + b` in the kind of `xs`: the variables stay fp32 and are cast for the product,
+/// so their gradients arrive in fp32.
+fn linear_in_kind(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let kind = xs.kind();
+    let bias = bias.map(|b| cast(b, kind));
+    xs.linear(&cast(weight, kind), bias.as_ref())
+}
+
+/// `t` in `kind` (the same tensor when it already is).
+fn cast(t: &Tensor, kind: Kind) -> Tensor {
+    if t.kind() == kind {
+        t.shallow_clone()
+    } else {
+        t.to_kind(kind)
     }
 }
 
@@ -94,6 +114,8 @@ pub struct RelationEncoder {
     receivers: Tensor,
     /// Sender slot of each edge, i64 `[E]`.
     senders: Tensor,
+    /// The kind [`Self::forward`] computes in; `None`: the kind of its input.
+    compute: Option<Kind>,
 }
 
 impl RelationEncoder {
@@ -113,7 +135,14 @@ impl RelationEncoder {
             hidden,
             receivers: Tensor::from_slice(&receivers).to_device(device),
             senders: Tensor::from_slice(&senders).to_device(device),
+            compute: None,
         }
+    }
+
+    /// The same encoder, [`Self::forward`] computing in `compute` (see
+    /// [`Self::forward_in`]; `None`: in the kind of its input).
+    pub fn computing_in(self, compute: Option<Kind>) -> Self {
+        Self { compute, ..self }
     }
 
     /// Number of slots `S` (graph nodes).
@@ -162,9 +191,18 @@ impl RelationEncoder {
     /// likewise into sender, receiver and edge blocks, only the edge block a product per
     /// edge. Edges into one receiver are contiguous, so the edge -> node sum is a reshape
     /// and a sum over `S - 1` edges.
+    ///
+    /// Computes in the kind chosen by [`Self::computing_in`] (by default, that of `z`).
     pub fn forward(&self, z: &Tensor, train: bool) -> Tensor {
+        self.forward_in(z, train, self.compute.unwrap_or(z.kind()))
+    }
+
+    /// [`Self::forward`] with the activations and matrix products in `compute` (`Float`,
+    /// or `BFloat16` for the matrix units of CPUs and GPUs that have them); parameters,
+    /// BatchNorm statistics and the returned logits stay in the kind of `z`.
+    pub fn forward_in(&self, z: &Tensor, train: bool, compute: Kind) -> Tensor {
         let n = z.size()[0];
-        let h1 = self.mlp1.forward_t(z, train);
+        let h1 = self.mlp1.forward_t(&cast(z, compute), train);
 
         let e1 = self
             .mlp2
@@ -177,7 +215,8 @@ impl RelationEncoder {
         let e2 = self
             .mlp4
             .tail(self.edge_linear(&self.mlp4.linear1, &h2, Some(&e1)), train);
-        e2.linear(&self.out.ws, self.out.bs.as_ref())
+        apply_linear(&e2, &self.out)
+            .to_kind(z.kind())
             .view([n, self.edges(), -1])
     }
 
@@ -194,8 +233,8 @@ impl RelationEncoder {
         let (n, s, h) = (nodes.size()[0], self.slots, self.hidden);
         let sender_weight = linear.ws.narrow(1, 0, h);
         let receiver_weight = linear.ws.narrow(1, h, h);
-        let from_sender = nodes.linear::<Tensor>(&sender_weight, None);
-        let at_receiver = nodes.linear(&receiver_weight, linear.bs.as_ref());
+        let from_sender = linear_in_kind(nodes, &sender_weight, None);
+        let at_receiver = linear_in_kind(nodes, &receiver_weight, linear.bs.as_ref());
         let width = from_sender.size()[2];
 
         let senders = self.senders.to_device(nodes.device());
@@ -207,7 +246,7 @@ impl RelationEncoder {
             Some(skip) => {
                 let skip_weight = linear.ws.narrow(1, 2 * h, h);
                 let edges = edges.view([n * self.edges(), width]);
-                edges.addmm(&skip.view([-1, h]), &skip_weight.tr())
+                edges.addmm(&skip.view([-1, h]), &cast(&skip_weight, skip.kind()).tr())
             }
             // `[n, S, S - 1, out]`, which owns its storage: the ELU after it runs in place.
             None => edges,
@@ -275,6 +314,42 @@ mod tests {
             let error = (a - b).norm().double_value(&[]) / scale;
             assert!(error < 1e-4, "relative gradient error {error}");
         }
+    }
+
+    #[test]
+    fn bf16_follows_fp32_and_keeps_fp32_gradients() {
+        let (vs, encoder, z) = crate::test_rng::seeded(33, || {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let encoder = RelationEncoder::new(&vs.root(), 8, 64, 2, 8);
+            let z = Tensor::randn([16, 8, 8], (Kind::Float, Device::Cpu));
+            (vs, encoder, z)
+        });
+        let variables = vs.trainable_variables();
+        let run = |compute: Kind| {
+            let logits = encoder.forward_in(&z, true, compute);
+            assert_eq!(logits.kind(), Kind::Float);
+            assert_eq!(logits.size(), [16, 56, 2]);
+            let loss = (&logits * &logits).mean(Kind::Float);
+            let grads = Tensor::run_backward(&[loss], &variables, false, false);
+            (logits.detach(), grads)
+        };
+        let (full, full_grads) = run(Kind::Float);
+        let (half, half_grads) = run(Kind::BFloat16);
+        let relative = |a: &Tensor, b: &Tensor| {
+            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+        };
+        // bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9); through five layers
+        // the logits stay within a few percent of fp32, never equal to it.
+        let error = relative(&half, &full);
+        assert!(error > 1e-5 && error < 5e-2, "logits off by {error}");
+        let (mut diff_sq, mut full_sq) = (0.0, 0.0);
+        for (h, f) in half_grads.iter().zip(&full_grads) {
+            assert_eq!(h.kind(), Kind::Float, "parameter gradients are fp32");
+            diff_sq += (h - f).norm().double_value(&[]).powi(2);
+            full_sq += f.norm().double_value(&[]).powi(2);
+        }
+        let error = (diff_sq / full_sq).sqrt();
+        assert!(error < 0.1, "gradient off by {error}");
     }
 
     #[test]

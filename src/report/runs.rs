@@ -159,6 +159,8 @@ pub struct RunConfig {
     pub train_images: Option<u64>,
     /// Folder of the training data, when recorded.
     pub data: Option<PathBuf>,
+    /// Number format of the relation encoder (`fp32` when not recorded).
+    pub precision: String,
 }
 
 #[derive(Deserialize)]
@@ -178,6 +180,8 @@ struct RawConfig {
     train_images: Option<u64>,
     #[serde(default)]
     data: Option<PathBuf>,
+    #[serde(default)]
+    precision: Option<String>,
 }
 
 /// Parses the text of a `config.toml`; `path` names it in errors. Keys the report does not
@@ -214,6 +218,7 @@ pub fn parse_config(text: &str, path: &Path) -> Result<RunConfig, ReportError> {
         dataset: normalize(&raw.dataset),
         train_images: raw.train_images,
         data: raw.data,
+        precision: raw.precision.unwrap_or_else(|| "fp32".to_string()),
     })
 }
 

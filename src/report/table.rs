@@ -172,6 +172,8 @@ pub struct BudgetRow {
     pub epochs: BTreeSet<(Option<u64>, u64)>,
     /// Distinct training-set limits (`None`: the whole set).
     pub train_images: BTreeSet<Option<u64>>,
+    /// Distinct number formats of the relation encoder.
+    pub precisions: BTreeSet<String>,
     /// Number of runs.
     pub runs: usize,
 }
@@ -202,6 +204,7 @@ pub fn budget_rows(runs: &[Run]) -> Vec<BudgetRow> {
                     .map(|r| (r.epochs_reached(), r.config.epochs))
                     .collect(),
                 train_images: group.iter().map(|r| r.config.train_images).collect(),
+                precisions: group.iter().map(|r| r.config.precision.clone()).collect(),
                 runs: group.len(),
             });
         }
@@ -218,14 +221,24 @@ fn joined<T>(values: impl IntoIterator<Item = T>, show: impl Fn(T) -> String) ->
     }
 }
 
-/// The budget table as Markdown: one line per [`BudgetRow`].
+/// The budget table as Markdown: one line per [`BudgetRow`]. The batch column shows what
+/// each row trains on: `M x V` views for the self-supervised rows, labelled batches of
+/// 128 for the supervised reference, nothing for the untrained one.
 pub fn budget_markdown(rows: &[BudgetRow]) -> String {
     let mut out = String::from(
-        "| Method | Backbone | images x views | steps | epochs | training images | runs |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| Method | Backbone | batch | steps | epochs | training images | precision | runs |\n\
+         |---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let batches = joined(&row.batches, |(m, v)| format!("{m} x {v}"));
+        let batches = match row.method {
+            Method::Supervised => "128 labelled images".to_string(),
+            Method::Random => "- (untrained)".to_string(),
+            _ => joined(&row.batches, |(m, v)| format!("{m} images x {v} views")),
+        };
+        let precisions = match row.method {
+            Method::Supervised | Method::Random => "fp32".to_string(),
+            _ => joined(&row.precisions, |p| p.clone()),
+        };
         let steps = joined(&row.steps, |s| s.to_string());
         let epochs = joined(&row.epochs, |(reached, asked)| match reached {
             Some(r) if *r != *asked => format!("{r} of {asked}"),
@@ -237,7 +250,7 @@ pub fn budget_markdown(rows: &[BudgetRow]) -> String {
         });
         let _ = writeln!(
             out,
-            "| {} | {} | {batches} | {steps} | {epochs} | {images} | {} |",
+            "| {} | {} | {batches} | {steps} | {epochs} | {images} | {precisions} | {} |",
             row.method.label(),
             row.backbone.label(),
             row.runs
@@ -442,11 +455,16 @@ mod tests {
         assert_eq!(rows[1].runs, 2);
         let text = budget_markdown(&rows);
         assert!(
-            text.contains("| Supervised | ResNet-8 | 64 x 32 | 100 | 50 | all | 1 |"),
+            text.contains(
+                "| Supervised | ResNet-8 | 128 labelled images | 100 | 50 | all | fp32 | 1 |"
+            ),
             "{text}"
         );
         assert!(
-            text.contains("| I(X,Z,A) | Conv-4 | 64 x 4 / 64 x 32 | 100 | 50 | all | 2 |"),
+            text.contains(
+                "| I(X,Z,A) | Conv-4 | 64 images x 4 views / 64 images x 32 views | 100 | 50 \
+                 | all | fp32 | 2 |"
+            ),
             "{text}"
         );
     }

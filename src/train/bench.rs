@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use tch::{Device, Kind, Tensor};
 
-use crate::model::BackboneKind;
+use crate::model::{BackboneKind, Precision};
 use crate::objective::{terms, Estimator, Objective, Pairs};
 use crate::optim::Adam;
 use crate::train::config::PretrainConfig;
@@ -26,10 +26,13 @@ pub struct StepTiming {
     pub flops: f64,
 }
 
-/// Times `steps` steps after `warmup` untimed ones.
+/// Times `steps` steps after `warmup` untimed ones, the relation encoder computing in
+/// `precision`.
+#[allow(clippy::too_many_arguments)]
 pub fn time_step(
     backbone: BackboneKind,
     objective: Objective,
+    precision: Precision,
     images: usize,
     views: usize,
     warmup: usize,
@@ -46,6 +49,7 @@ pub fn time_step(
         objective: method,
         images,
         views,
+        precision,
         ..Default::default()
     };
     config.validate()?;
@@ -183,9 +187,21 @@ mod tests {
 
     #[test]
     fn a_small_step_times_and_counts_pairs() {
-        let t = time_step(BackboneKind::Conv4, Objective::Xza, 4, 3, 1, 2, Device::Cpu).unwrap();
-        assert_eq!(t.steps_s.len(), 2);
-        assert_eq!(t.pairs, 2 * 4 * 3);
-        assert!(t.step_s > 0.0);
+        for precision in Precision::ALL {
+            let t = time_step(
+                BackboneKind::Conv4,
+                Objective::Xza,
+                precision,
+                4,
+                3,
+                1,
+                2,
+                Device::Cpu,
+            )
+            .unwrap();
+            assert_eq!(t.steps_s.len(), 2);
+            assert_eq!(t.pairs, 2 * 4 * 3);
+            assert!(t.step_s > 0.0);
+        }
     }
 }

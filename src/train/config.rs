@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::CifarKind;
 use crate::device::DeviceChoice;
-use crate::model::BackboneKind;
+use crate::model::{BackboneKind, Precision};
 use crate::objective::Estimator;
 use crate::train::error::TrainError;
 use crate::train::method::Method;
@@ -39,6 +39,9 @@ pub struct PretrainConfig {
     pub hidden: i64,
     /// Number of edge types `K` of the relation graph (default 2).
     pub edge_types: i64,
+    /// Number format inside the relation encoder: `fp32` (default) or `bf16` (the
+    /// matrix units; parameters, optimizer and losses stay fp32).
+    pub precision: Precision,
     /// Seed of every random choice: weights, batch order, augmentation, Gumbel noise
     /// (default 0).
     pub seed: u64,
@@ -75,6 +78,7 @@ impl Default for PretrainConfig {
             tau: 0.5,
             hidden: 256,
             edge_types: 2,
+            precision: Precision::Fp32,
             seed: 0,
             dataset: CifarKind::Cifar10,
             data: PathBuf::from("data/cifar-10-batches-bin"),
@@ -295,6 +299,23 @@ mod tests {
             assert!(msg.contains(field), "{msg} should name {field}");
             assert!(msg.contains("expected"), "{msg}");
         }
+    }
+
+    #[test]
+    fn precision_is_read_checked_and_part_of_the_run() {
+        let c = PretrainConfig::from_toml("precision = \"bf16\"\n", Path::new("x")).unwrap();
+        assert_eq!(c.precision, Precision::Bf16);
+        assert_eq!(PretrainConfig::default().precision, Precision::Fp32);
+        let err = PretrainConfig::from_toml("precision = \"fp16\"\n", Path::new("run.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("run.toml") && err.contains("fp16"), "{err}");
+        assert!(err.contains("fp32") && err.contains("bf16"), "{err}");
+        // A run resumed in another precision would not continue the same computation.
+        assert_eq!(
+            PretrainConfig::default().first_difference(&c).as_deref(),
+            Some("precision")
+        );
     }
 
     #[test]

@@ -92,6 +92,7 @@ pub fn build_network(config: &PretrainConfig, device: Device) -> (VarStore, Netw
         backbone: config.backbone,
         hidden: config.hidden,
         edge_types: config.edge_types,
+        precision: config.precision,
     };
     let network = Network::new(&vs.root(), &net_config);
     (vs, network)
@@ -326,7 +327,7 @@ pub fn pretrain(
             checkpoint::save(&checkpoint_path, &vs, Some(&adam), &meta)?;
             last_checkpoint = number;
             let line = format!(
-                "epoch {epoch} step {number}/{total_steps} loss {:.4}{}{} ({:.1} s)",
+                "epoch {epoch} step {number}/{total_steps} mean loss {:.4}{}{} ({:.1} s)",
                 epoch_loss.0 / epoch_loss.1.max(1) as f64,
                 record
                     .bound_xz
