@@ -95,17 +95,3 @@ pub fn resolve(choice: DeviceChoice) -> Result<tch::Device, String> {
         }
     }
 }
-
-/// Keeps freed memory in the process instead of returning it to the system.
-///
-/// A training step allocates and frees tensors of a hundred megabytes or more; glibc's
-/// defaults serve each from fresh pages (`mmap`) and return them at once, so every step
-/// pays for page faults on all of them, which doubles the step time on the CPU. With
-/// `mmap` off and a high trim threshold, freed blocks are reused by the next step.
-pub fn tune_allocator() {
-    // SAFETY: mallopt only changes allocator parameters; called before heavy allocation.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
-}

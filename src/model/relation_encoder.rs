@@ -26,7 +26,7 @@ impl Mlp {
     /// `[..., in] -> [..., hidden]`, computed in the kind of `xs`.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
         let shape = xs.size();
-        let rows = xs.view([-1, shape[shape.len() - 1]]);
+        let rows = xs.reshape([-1, shape[shape.len() - 1]]);
         let pre = apply_linear(&rows, &self.linear1);
         let mut out_shape = shape;
         *out_shape.last_mut().expect("at least one dimension") = pre.size()[1];

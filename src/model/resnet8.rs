@@ -45,14 +45,19 @@ impl BasicBlock {
     }
 
     /// `[n, c_in, h, w] -> [n, c_out, h / stride, w / stride]`.
+    /// The ReLUs and the shortcut sum run in place on BatchNorm outputs, which the
+    /// BatchNorm backward does not need (it keeps its input); the ReLU backward reads its
+    /// result. This keeps two activations per block fewer alive for the backward pass.
     fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
-        let residual = xs.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let residual = residual.apply(&self.conv2).apply_t(&self.bn2, train);
-        let shortcut = match &self.shortcut {
-            Some((conv, bn)) => xs.apply(conv).apply_t(bn, train),
-            None => xs.shallow_clone(),
-        };
-        (residual + shortcut).relu()
+        let mut residual = xs.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = residual.relu_();
+        let mut residual = residual.apply(&self.conv2).apply_t(&self.bn2, train);
+        match &self.shortcut {
+            Some((conv, bn)) => residual += xs.apply(conv).apply_t(bn, train),
+            None => residual += xs,
+        }
+        let _ = residual.relu_();
+        residual
     }
 }
 
@@ -90,10 +95,8 @@ impl ResNet8 {
 
     /// `[n, 3, 32, 32] -> [n, 64]`; `train` selects batch statistics in BatchNorm.
     pub fn forward_t(&self, images: &Tensor, train: bool) -> Tensor {
-        let mut xs = images
-            .apply(&self.stem_conv)
-            .apply_t(&self.stem_bn, train)
-            .relu();
+        let mut xs = images.apply(&self.stem_conv).apply_t(&self.stem_bn, train);
+        let _ = xs.relu_();
         for block in &self.blocks {
             xs = block.forward_t(&xs, train);
         }

@@ -426,7 +426,7 @@ mod tests {
     /// (Conv-4, M = 64, V = 32), fast and plain, on 2 CPU threads:
     /// `cargo test --release --lib step_timing -- --ignored --nocapture`. The test runs on
     /// a worker thread, whose glibc arena maps every large tensor afresh; the same step on
-    /// a main thread with `mallopt(M_MMAP_MAX, 0)` takes less.
+    /// the `hssl` binary, whose allocator keeps freed pages, takes less.
     #[test]
     #[ignore = "a timing, not a check: takes a minute"]
     fn step_timing() {
