@@ -328,7 +328,14 @@ mod tests {
                     compared += 1;
                 }
                 (None, None) => {}
-                _ => panic!("{case}: only one path reaches {name}"),
+                // A gradient that is zero in exact arithmetic (the last bias of the relation
+                // head under InfoNCE, which a shift of all of an anchor's scores leaves
+                // unchanged) can come out as exact zeros on one path and as rounding noise
+                // on the other.
+                (Some(g), None) | (None, Some(g)) => {
+                    let norm = g.norm().double_value(&[]);
+                    assert!(norm < vanishing, "{case}: only one path reaches {name} ({norm})");
+                }
             }
         }
         let total_error = (difference_sq / plain_sq).sqrt();
