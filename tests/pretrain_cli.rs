@@ -109,14 +109,27 @@ fn resumed_run_ends_with_the_weights_of_an_uninterrupted_one() {
     assert!(r.status.success(), "{}", text(&r));
     let r = pretrain(&data, &resumed, &["--max-steps", "7", "--resume"]);
     assert!(r.status.success(), "{}", text(&r));
+    // Resuming with only the folder and the new budget: the rest comes from its config.toml.
+    let brief = dir.path().join("brief");
+    let r = pretrain(&data, &brief, &["--max-steps", "3"]);
+    assert!(r.status.success(), "{}", text(&r));
+    let out = brief.to_str().unwrap();
+    let r = hssl(&["pretrain", "--out", out, "--resume", "--max-steps", "7"]);
+    assert!(r.status.success(), "{}", text(&r));
 
     let a = model_tensors(&straight.join("checkpoint.ot"));
-    let b = model_tensors(&resumed.join("checkpoint.ot"));
-    assert_eq!(a.len(), b.len());
     assert!(!a.is_empty());
-    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
-        assert_eq!(na, nb);
-        assert!(ta.equal(tb), "{na} differs after resuming");
+    for other in [&resumed, &brief] {
+        let b = model_tensors(&other.join("checkpoint.ot"));
+        assert_eq!(a.len(), b.len());
+        for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            assert!(
+                ta.equal(tb),
+                "{na} differs after resuming {}",
+                other.display()
+            );
+        }
     }
     let (ra, rb) = (metrics_rows(&straight), metrics_rows(&resumed));
     assert_eq!(ra.len(), 7);

@@ -87,17 +87,28 @@ pub struct PretrainArgs {
     /// Surrogate linear-classifier accuracy every N steps (0: never).
     #[arg(long)]
     pub probe_every: Option<u64>,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint, with the settings saved in its
+    /// config.toml (flags given here override them).
     #[arg(long)]
     pub resume: bool,
 }
 
 impl PretrainArgs {
-    /// The configuration: defaults, then the file, then the flags.
+    /// The configuration: defaults, then the file, then the flags. With `--resume` and no
+    /// `--config`, the file is the run folder's own `config.toml`, so that continuing a run
+    /// needs only the flags that change (`--max-steps`, `--epochs`, ...).
     pub fn resolve(&self) -> anyhow::Result<PretrainConfig> {
-        let mut c = match &self.config {
-            Some(path) => PretrainConfig::from_file(path)?,
-            None => PretrainConfig::default(),
+        let saved = self.resume.then(|| {
+            let out = self
+                .out
+                .clone()
+                .unwrap_or_else(|| PretrainConfig::default().out);
+            out.join(files::CONFIG)
+        });
+        let mut c = match (&self.config, saved) {
+            (Some(path), _) => PretrainConfig::from_file(path)?,
+            (None, Some(saved)) if saved.is_file() => PretrainConfig::from_file(&saved)?,
+            (None, _) => PretrainConfig::default(),
         };
         macro_rules! set {
             ($($flag:ident => $field:ident),* $(,)?) => {

@@ -334,7 +334,10 @@ mod tests {
                 // on the other.
                 (Some(g), None) | (None, Some(g)) => {
                     let norm = g.norm().double_value(&[]);
-                    assert!(norm < vanishing, "{case}: only one path reaches {name} ({norm})");
+                    assert!(
+                        norm < vanishing,
+                        "{case}: only one path reaches {name} ({norm})"
+                    );
                 }
             }
         }
