@@ -9,13 +9,33 @@ target="$here/.deps/python"
 stamp="$target/.hssl-libtorch-2.11.0"
 python="${PYTHON:-python3}"
 
-if [ -f "$stamp" ]; then
+# On a machine with an NVIDIA GPU (or with HSSL_CUDA=1), libtorch_cuda.so also needs the
+# CUDA libraries that the wheel declares as dependencies (cuBLAS, cuDNN, ...; about 3 GB).
+# They land beside torch/ in the same folder, where the wheel's own library paths look.
+want_cuda=0
+if [ "${HSSL_CUDA:-}" = "1" ] || { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }; then
+    want_cuda=1
+fi
+cuda_stamp="$target/.hssl-cuda-2.11.0"
+
+if [ -f "$stamp" ] && { [ "$want_cuda" = 0 ] || [ -f "$cuda_stamp" ]; }; then
     exit 0
 fi
 
 if ! command -v "$python" >/dev/null 2>&1; then
     echo "error: $python not found; install Python 3 with pip (python3-pip), then run again" >&2
     exit 1
+fi
+
+if [ "$want_cuda" = 1 ] && [ ! -f "$cuda_stamp" ]; then
+    echo "installing libtorch with its CUDA libraries (PyTorch 2.11.0 and dependencies) into $target ..."
+    mkdir -p "$target"
+    "$python" -m pip install --quiet --disable-pip-version-check --target "$target" --upgrade \
+        torch==2.11.0
+    touch "$cuda_stamp"
+fi
+if [ -f "$stamp" ]; then
+    exit 0
 fi
 
 echo "installing libtorch (PyTorch 2.11.0 wheel) into $target ..."

@@ -223,7 +223,8 @@ fn joined<T>(values: impl IntoIterator<Item = T>, show: impl Fn(T) -> String) ->
 
 /// The budget table as Markdown: one line per [`BudgetRow`]. The batch column shows what
 /// each row trains on: `M x V` views for the self-supervised rows, labelled batches of
-/// 128 for the supervised reference, nothing for the untrained one.
+/// 128 for the supervised reference, nothing for the untrained one (nor epochs or training
+/// images: it never trains).
 pub fn budget_markdown(rows: &[BudgetRow]) -> String {
     let mut out = String::from(
         "| Method | Backbone | batch | steps | epochs | training images | precision | runs |\n\
@@ -240,14 +241,19 @@ pub fn budget_markdown(rows: &[BudgetRow]) -> String {
             _ => joined(&row.precisions, |p| p.clone()),
         };
         let steps = joined(&row.steps, |s| s.to_string());
-        let epochs = joined(&row.epochs, |(reached, asked)| match reached {
-            Some(r) if *r != *asked => format!("{r} of {asked}"),
-            _ => asked.to_string(),
-        });
-        let images = joined(&row.train_images, |n| match n {
-            Some(n) => n.to_string(),
-            None => "all".to_string(),
-        });
+        let (epochs, images) = if row.method == Method::Random {
+            ("-".to_string(), "-".to_string())
+        } else {
+            let epochs = joined(&row.epochs, |(reached, asked)| match reached {
+                Some(r) if *r != *asked => format!("{r} of {asked}"),
+                _ => asked.to_string(),
+            });
+            let images = joined(&row.train_images, |n| match n {
+                Some(n) => n.to_string(),
+                None => "all".to_string(),
+            });
+            (epochs, images)
+        };
         let _ = writeln!(
             out,
             "| {} | {} | {batches} | {steps} | {epochs} | {images} | {precisions} | {} |",
@@ -446,13 +452,15 @@ mod tests {
         let b = run("conv4", "xza", 1, Some(0.5), None);
         a.config.views = 4;
         let c = run("resnet8", "supervised", 0, None, None);
-        let rows = budget_rows(&[a, b, c]);
-        assert_eq!(rows.len(), 2);
+        let d = run("conv4", "random", 0, None, None);
+        let rows = budget_rows(&[a, b, c, d]);
+        assert_eq!(rows.len(), 3);
         assert_eq!(
             (rows[0].method, rows[0].backbone),
             (Method::Supervised, Backbone::Resnet8)
         );
-        assert_eq!(rows[1].runs, 2);
+        let xza = rows.iter().find(|r| r.method == Method::Xza).unwrap();
+        assert_eq!(xza.runs, 2);
         let text = budget_markdown(&rows);
         assert!(
             text.contains(
@@ -465,6 +473,10 @@ mod tests {
                 "| I(X,Z,A) | Conv-4 | 64 images x 4 views / 64 images x 32 views | 100 | 50 \
                  | all | fp32 | 2 |"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("| Random | Conv-4 | - (untrained) | 100 | - | - | fp32 | 1 |"),
             "{text}"
         );
     }
