@@ -84,7 +84,7 @@ pub struct PretrainArgs {
     /// CPU threads [default: all cores].
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Surrogate linear-classifier accuracy every N steps (0: never).
+    /// Surrogate linear-classifier accuracy every N steps (0: never) [default: 100].
     #[arg(long)]
     pub probe_every: Option<u64>,
     /// Continue the run in --out from its last checkpoint, with the settings saved in its

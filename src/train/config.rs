@@ -58,7 +58,8 @@ pub struct PretrainConfig {
     /// CPU threads for libtorch and augmentation (default: all cores).
     pub threads: Option<usize>,
     /// Train a fresh linear classifier for one epoch on the training features every
-    /// this-many steps and record its training accuracy (default 0: never).
+    /// this-many steps and record its training accuracy (default 100, the paper's; 0:
+    /// never).
     pub probe_every: u64,
     /// Training images the surrogate classifier sees (default 10,000).
     pub probe_images: usize,
@@ -86,7 +87,7 @@ impl Default for PretrainConfig {
             out: PathBuf::from("runs/pretrain"),
             device: DeviceChoice::Auto,
             threads: None,
-            probe_every: 0,
+            probe_every: 100,
             probe_images: 10_000,
         }
     }
@@ -233,6 +234,7 @@ mod tests {
     fn defaults_follow_the_paper() {
         let c = PretrainConfig::default();
         assert_eq!((c.images, c.views, c.epochs), (64, 32, 50));
+        assert_eq!(c.probe_every, 100);
         assert_eq!(c.learning_rate, 1e-3);
         assert_eq!(c.objective, Method::Xza);
         assert_eq!(c.estimator, Estimator::Nwj);
