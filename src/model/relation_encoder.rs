@@ -28,8 +28,7 @@ impl Mlp {
         let shape = xs.size();
         let rows = xs.reshape([-1, shape[shape.len() - 1]]);
         let pre = apply_linear(&rows, &self.linear1);
-        let mut out_shape = shape;
-        *out_shape.last_mut().expect("at least one dimension") = pre.size()[1];
+        let out_shape = with_last(shape, pre.size()[1]);
         self.tail(pre, train).view(out_shape.as_slice())
     }
 
@@ -47,11 +46,15 @@ impl Mlp {
         let _ = pre.elu_();
         let mut hidden = apply_linear(&pre.view([-1, width]), &self.linear2);
         let _ = hidden.elu_();
-        let hidden_width = hidden.size()[1];
-        let mut out_shape = shape;
-        *out_shape.last_mut().expect("at least one dimension") = hidden_width;
+        let out_shape = with_last(shape, hidden.size()[1]);
         hidden.apply_t(&self.bn, train).view(out_shape.as_slice())
     }
+}
+
+/// `shape` with its last dimension replaced by `last`.
+fn with_last(mut shape: Vec<i64>, last: i64) -> Vec<i64> {
+    *shape.last_mut().expect("at least one dimension") = last;
+    shape
 }
 
 /// `xs [rows, in] -> [rows, out]` through `linear`, in the kind of `xs`.

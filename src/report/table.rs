@@ -231,28 +231,39 @@ pub fn budget_markdown(rows: &[BudgetRow]) -> String {
          |---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
-        let batches = match row.method {
-            Method::Supervised => "128 labelled images".to_string(),
-            Method::Random => "- (untrained)".to_string(),
-            _ => joined(&row.batches, |(m, v)| format!("{m} images x {v} views")),
-        };
-        let precisions = match row.method {
-            Method::Supervised | Method::Random => "fp32".to_string(),
-            _ => joined(&row.precisions, |p| p.clone()),
-        };
         let steps = joined(&row.steps, |s| s.to_string());
-        let (epochs, images) = if row.method == Method::Random {
-            ("-".to_string(), "-".to_string())
-        } else {
-            let epochs = joined(&row.epochs, |(reached, asked)| match reached {
+        let epochs = || {
+            joined(&row.epochs, |(reached, asked)| match reached {
                 Some(r) if *r != *asked => format!("{r} of {asked}"),
                 _ => asked.to_string(),
-            });
-            let images = joined(&row.train_images, |n| match n {
+            })
+        };
+        let images = || {
+            joined(&row.train_images, |n| match n {
                 Some(n) => n.to_string(),
                 None => "all".to_string(),
-            });
-            (epochs, images)
+            })
+        };
+        let dash = || "-".to_string();
+        let (batches, epochs, images, precisions) = match row.method {
+            Method::Supervised => (
+                "128 labelled images".to_string(),
+                epochs(),
+                images(),
+                "fp32".to_string(),
+            ),
+            Method::Random => (
+                "- (untrained)".to_string(),
+                dash(),
+                dash(),
+                "fp32".to_string(),
+            ),
+            Method::Xz | Method::Xa | Method::Xza => (
+                joined(&row.batches, |(m, v)| format!("{m} images x {v} views")),
+                epochs(),
+                images(),
+                joined(&row.precisions, |p| p.clone()),
+            ),
         };
         let _ = writeln!(
             out,
