@@ -112,7 +112,7 @@ impl Backbone {
 /// their outputs; with these backbones' few channels that is markedly faster than the
 /// default layout (measured in BENCHMARKS.md). Any other number of dimensions is returned
 /// as it is.
-pub fn channels_last(xs: &Tensor) -> Tensor {
+fn channels_last(xs: &Tensor) -> Tensor {
     if xs.dim() != 4 {
         return xs.shallow_clone();
     }
