@@ -27,14 +27,22 @@ if ! command -v "$python" >/dev/null 2>&1; then
     exit 1
 fi
 
-if [ "$want_cuda" = 1 ] && [ ! -f "$cuda_stamp" ]; then
+if [ "$want_cuda" = 1 ]; then
+    # The full wheel with its dependencies is a superset of the CPU-only install below
+    # (its nvidia/ folder holds cudart and cupti too). That install must not run after
+    # this one: `pip --target --upgrade` replaces whole top-level folders, nvidia/ included,
+    # and would leave only the two runtime libraries of the CPU-only set.
     echo "installing libtorch with its CUDA libraries (PyTorch 2.11.0 and dependencies) into $target ..."
     mkdir -p "$target"
     "$python" -m pip install --quiet --disable-pip-version-check --target "$target" --upgrade \
         torch==2.11.0
-    touch "$cuda_stamp"
-fi
-if [ -f "$stamp" ]; then
+    if ! "$python" -c 'import ctypes, sys; ctypes.CDLL(sys.argv[1])' \
+        "$target/torch/lib/libtorch_cuda.so"; then
+        echo "error: $target/torch/lib/libtorch_cuda.so does not load (above: the library it lacks)" >&2
+        exit 1
+    fi
+    touch "$cuda_stamp" "$stamp"
+    echo "libtorch with CUDA ready in $target"
     exit 0
 fi
 
