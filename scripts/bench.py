@@ -11,6 +11,7 @@ median over all runs is compared. Peak memory is each process's maximum resident
     python3 scripts/bench.py                       # the paper's batch, all configurations
     python3 scripts/bench.py --configs conv4:xza --rounds 2
     python3 scripts/bench.py --configs conv4:xza:bf16      # ours in bf16, the reference fp32
+    python3 scripts/bench.py --device cuda --threads 16    # both on the GPU
 """
 
 import argparse
@@ -54,7 +55,10 @@ def main():
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, or cuda: both sides on the GPU (the reference through "
+                        "scripts/reference_on_device.py); peak memory is then the host's")
+    p.add_argument("--no-reference", action="store_true", help="time ours only")
     p.add_argument("--hssl", default=os.path.join(ROOT, "target", "release", "hssl"))
     p.add_argument("--reference", default=DEFAULT_REFERENCE)
     p.add_argument("--python-path", default=os.path.join(ROOT, ".deps", "reference"),
@@ -77,7 +81,11 @@ def main():
                   "--warmup", str(args.warmup), "--threads", str(args.threads)]
         ours_cmd = [args.hssl, "bench", *common, "--device", args.device,
                     "--precision", precision]
-        ref_cmd = [sys.executable, args.reference, *common]
+        if args.device == "cpu":
+            ref_cmd = [sys.executable, args.reference, *common]
+        else:
+            ref_cmd = [sys.executable, os.path.join(ROOT, "scripts", "reference_on_device.py"),
+                       "--device", args.device, "--reference", args.reference, *common]
         ours, ref, ours_mem, ref_mem = [], [], [], []
         extra = {}
         for _ in range(args.rounds):
@@ -85,7 +93,7 @@ def main():
             ours.append(float(fields["step_s"]))
             ours_mem.append(mem)
             extra = fields
-            if args.device == "cpu":
+            if not args.no_reference:
                 fields, mem = run(ref_cmd, env)
                 ref.append(float(fields["step_s"]))
                 ref_mem.append(mem)
