@@ -96,11 +96,6 @@ pub fn cuda_status() -> &'static CudaStatus {
     })
 }
 
-/// Tries to load libtorch's CUDA backend; returns whether CUDA is then usable.
-pub fn load_cuda_backend() -> bool {
-    cuda_status().is_available()
-}
-
 /// Resolves a choice to a device.
 ///
 /// Returns an error message when CUDA is asked for and cannot be used, saying why.
