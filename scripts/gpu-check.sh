@@ -35,8 +35,8 @@ python="${PYTHON:-python3}"
 # The binary looks for libtorch in the project's .deps/python first; where that is absent,
 # the machine's own torch package serves (the same 2.11.0 wheel).
 if [ ! -d "$here/.deps/python/torch" ]; then
-    torch_dir="$("$python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')"
-    torch_version="$("$python" -c 'import torch; print(torch.__version__)')"
+    read -r torch_dir torch_version < <("$python" -c \
+        'import os, torch; print(os.path.dirname(torch.__file__), torch.__version__)')
     case "$torch_version" in
         2.11.0*) ;;
         *) echo "warning: this machine's torch is $torch_version; hssl was built against 2.11.0" >&2 ;;
