@@ -64,10 +64,44 @@ fn apply_linear(xs: &Tensor, linear: &nn::Linear) -> Tensor {
 
 /// `xs W^T + b` in the kind of `xs`: the variables stay fp32 and are cast for the product,
 /// so their gradients arrive in fp32.
+///
+/// On the CPU the product runs as a 1x1 convolution (see [`pointwise_conv`]).
 fn linear_in_kind(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
     let kind = xs.kind();
     let bias = bias.map(|b| cast(b, kind));
-    xs.linear(&cast(weight, kind), bias.as_ref())
+    let weight = cast(weight, kind);
+    if xs.device() == Device::Cpu {
+        pointwise_conv(xs, &weight, bias.as_ref())
+    } else {
+        xs.linear(&weight, bias.as_ref())
+    }
+}
+
+/// `xs [..., in] W^T + b -> [..., out]` as a 1x1 convolution over an `[1, in, rows, 1]`
+/// channels-last view of `xs`, `rows` the product of the leading dimensions.
+///
+/// The same function as a Linear. On the CPU libtorch hands a channels-last convolution to
+/// oneDNN, whose kernels run the relation encoder's `[rows, 256] x [256, 256]` products
+/// (forward and both gradients, fp32 and bf16) faster than the matrix product behind a
+/// Linear (see BENCHMARKS.md). The result owns the convolution's output without being an
+/// autograd view of it, so an in-place ELU on it does not make autograd copy its gradient
+/// back through the view. No rows: a plain Linear (a convolution needs a non-empty input).
+fn pointwise_conv(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    let shape = xs.size();
+    let (in_features, out_features) = (shape[shape.len() - 1], weight.size()[0]);
+    let rows = xs.numel() as i64 / in_features.max(1);
+    if rows == 0 {
+        return xs.linear(weight, bias);
+    }
+    // `[rows, in]` row-major is `[1, in, rows, 1]` channels-last.
+    let input = xs.reshape([1, rows, 1, in_features]).permute([0, 3, 1, 2]);
+    let kernel = weight.reshape([out_features, in_features, 1, 1]);
+    let out = input.conv2d(&kernel, bias, [1, 1], [0, 0], [1, 1], 1);
+    // The output is channels-last too, so `[1, rows, 1, out]` after the permutation is
+    // contiguous (`contiguous` copies only where libtorch chose another layout).
+    out.permute([0, 2, 3, 1])
+        .contiguous()
+        .internal_unsafe_view(with_last(shape, out_features).as_slice())
 }
 
 /// `t` in `kind` (the same tensor when it already is).
@@ -283,6 +317,50 @@ mod tests {
         assert_eq!(receivers, vec![0, 0, 1, 1, 2, 2]);
         assert_eq!(senders, vec![1, 2, 0, 2, 0, 1]);
         assert_eq!(edge_endpoints(8).0.len(), 56);
+    }
+
+    #[test]
+    fn pointwise_conv_is_a_linear_in_value_and_gradient() {
+        let (xs, weight, bias, probe) = crate::test_rng::seeded(8, || {
+            let opts = (Kind::Float, Device::Cpu);
+            (
+                Tensor::randn([3, 7, 5], opts).set_requires_grad(true),
+                Tensor::randn([4, 5], opts).set_requires_grad(true),
+                Tensor::randn([4], opts).set_requires_grad(true),
+                Tensor::randn([3, 7, 4], opts),
+            )
+        });
+        let inputs = [&xs, &weight, &bias];
+        // An in-place ELU after the product, as the MLPs run it: its backward must reach
+        // the convolution's inputs unchanged.
+        let run = |conv: bool| {
+            let mut out = if conv {
+                pointwise_conv(&xs, &weight, Some(&bias))
+            } else {
+                xs.linear(&weight, Some(&bias))
+            };
+            assert_eq!(out.size(), [3, 7, 4]);
+            let _ = out.elu_();
+            let grads = Tensor::run_backward(&[(&out * &probe).sum(None)], &inputs, false, false);
+            (out.detach(), grads)
+        };
+        let (conv, conv_grads) = run(true);
+        let (linear, linear_grads) = run(false);
+        let relative = |a: &Tensor, b: &Tensor| {
+            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+        };
+        assert!(relative(&conv, &linear) < 1e-6);
+        for (a, b) in conv_grads.iter().zip(&linear_grads) {
+            assert_eq!(a.size(), b.size());
+            assert!(relative(a, b) < 1e-6, "gradient off by {}", relative(a, b));
+        }
+        // Two dimensions, no bias: the plain matrix product.
+        let rows = xs.detach().view([21, 5]);
+        let product = pointwise_conv(&rows, &weight.detach(), None);
+        assert_eq!(product.size(), [21, 4]);
+        assert!(relative(&product, &rows.matmul(&weight.detach().tr())) < 1e-6);
+        let empty = pointwise_conv(&rows.narrow(0, 0, 0), &weight.detach(), None);
+        assert_eq!(empty.size(), [0, 4]);
     }
 
     #[test]
