@@ -10,13 +10,21 @@ prints one line per shape:
 
     GEMM shape=114688x256x256 form=forward dtype=fp32 ms=95.1 gflop_per_s=162.3
 
+and, for the per-edge shape, a whole layer (forward, then the gradients of its input and
+weight) as a Linear and as the 1x1 convolution over a channels-last view that the
+relation encoder runs on the CPU:
+
+    LAYER shape=114688x256x256 form=conv1x1 dtype=fp32 ms=242.0 gflop_per_s=186.2
+
 Run it with the reference's PyTorch (scripts/bench.sh installs it into .deps/reference):
 
     PYTHONPATH=.deps/reference python3 scripts/gemm_rate.py
 """
 
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import torch
@@ -35,6 +43,33 @@ def rate(a, b, transpose_a, repeats):
     for _ in range(repeats):
         start = time.perf_counter()
         torch.mm(left, b, out=out)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def layer_rate(rows, inner, cols, dtype, form, repeats):
+    """Median seconds of one layer's forward and backward (input and weight gradients),
+    `[rows, inner] -> [rows, cols]`, as a Linear or as a 1x1 convolution whose input is
+    the channels-last `[1, inner, rows, 1]` view of the rows."""
+    x = torch.randn(rows, inner, dtype=dtype, requires_grad=True)
+    w = torch.randn(cols, inner, dtype=dtype, requires_grad=True)
+    g = torch.randn(rows, cols, dtype=dtype)
+
+    def once():
+        if form == "linear":
+            out = torch.nn.functional.linear(x, w)
+        else:
+            view = x.view(1, rows, 1, inner).permute(0, 3, 1, 2)
+            out = torch.nn.functional.conv2d(view, w.view(cols, inner, 1, 1))
+            out = out.permute(0, 2, 3, 1).reshape(rows, cols)
+        torch.autograd.grad(out, (x, w), g)
+
+    once()
+    once()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -70,7 +105,20 @@ def main():
             flops = 2.0 * rows * inner * cols
             print(f"GEMM shape={label} form={form} dtype={name} ms={seconds * 1e3:.1f} "
                   f"gflop_per_s={flops / seconds / 1e9:.1f}", flush=True)
+        rows, inner, cols = shapes[0][:3]
+        for form in ["linear", "conv1x1"]:
+            seconds = layer_rate(rows, inner, cols, dtype, form, args.repeats)
+            flops = 3 * 2.0 * rows * inner * cols
+            print(f"LAYER shape={rows}x{inner}x{cols} form={form} dtype={name} "
+                  f"ms={seconds * 1e3:.1f} gflop_per_s={flops / seconds / 1e9:.1f}", flush=True)
 
 
 if __name__ == "__main__":
+    # glibc hands tensors this large back to the system when they are freed and faults
+    # their pages in again on the next allocation, which would be timed with the layer;
+    # these settings keep freed memory for reuse, as the hssl binary's allocator does.
+    keep = {"MALLOC_MMAP_THRESHOLD_": str(1 << 30), "MALLOC_TRIM_THRESHOLD_": str(1 << 34)}
+    if any(os.environ.get(k) != v for k, v in keep.items()):
+        os.environ.update(keep)
+        os.execv(sys.executable, [sys.executable] + sys.argv)
     main()
