@@ -264,8 +264,8 @@ impl RelationEncoder {
     ///
     /// The sender block runs per node and is gathered per edge; the receiver block (with
     /// the bias) runs per node and is broadcast over the `S - 1` contiguous edges of each
-    /// receiver; the edge block, when present, is one matrix product accumulated onto the
-    /// node terms.
+    /// receiver; the edge block, when present, is one matrix product per edge onto which
+    /// both node terms are added in place.
     fn edge_linear(&self, linear: &nn::Linear, nodes: &Tensor, skip: Option<&Tensor>) -> Tensor {
         let (n, s, h) = (nodes.size()[0], self.slots, self.hidden);
         let sender_weight = linear.ws.narrow(1, 0, h);
@@ -278,15 +278,19 @@ impl RelationEncoder {
         let per_receiver = from_sender
             .index_select(1, &senders)
             .view([n, s, s - 1, width]);
-        let edges = per_receiver + at_receiver.unsqueeze(2);
         match skip {
             Some(skip) => {
+                // The edge block's product, then the node terms added onto it in place:
+                // `[n E, out]`, which owns its storage like the sum below.
                 let skip_weight = linear.ws.narrow(1, 2 * h, h);
-                let edges = edges.view([n * self.edges(), width]);
-                edges.addmm(&skip.view([-1, h]), &cast(&skip_weight, skip.kind()).tr())
+                let mut edges = linear_in_kind(&skip.view([-1, h]), &skip_weight, None)
+                    .internal_unsafe_view([n, s, s - 1, width]);
+                let _ = edges.g_add_(&per_receiver);
+                let _ = edges.g_add_(&at_receiver.unsqueeze(2));
+                edges.internal_unsafe_view([n * self.edges(), width])
             }
             // `[n, S, S - 1, out]`, which owns its storage: the ELU after it runs in place.
-            None => edges,
+            None => per_receiver + at_receiver.unsqueeze(2),
         }
     }
 
