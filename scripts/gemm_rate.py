@@ -16,6 +16,12 @@ relation encoder runs on the CPU:
 
     LAYER shape=114688x256x256 form=conv1x1 dtype=fp32 ms=242.0 gflop_per_s=186.2
 
+and the edge block of the relation encoder's last edge MLP, whose product is added to
+per-node terms gathered by sender and broadcast by receiver (2,048 views x 8 slots), as
+an `addmm` onto their sum and as a 1x1 convolution onto which they are added in place:
+
+    EDGE-BLOCK form=conv1x1+add dtype=fp32 ms=320.1
+
 Run it with the reference's PyTorch (scripts/bench.sh installs it into .deps/reference):
 
     PYTHONPATH=.deps/reference python3 scripts/gemm_rate.py
@@ -74,6 +80,41 @@ def layer_rate(rows, inner, cols, dtype, form, repeats):
     return statistics.median(times)
 
 
+def edge_block_rate(views, slots, width, dtype, form, repeats):
+    """Median seconds of the forward and backward of `x_ij W^T + s_j + r_i` over every
+    edge (receiver i, sender j != i), receiver-major, the gradients of all four inputs."""
+    edges = slots * (slots - 1)
+    senders = torch.tensor([j for i in range(slots) for j in range(slots) if j != i])
+    sender = torch.randn(views, slots, width, dtype=dtype, requires_grad=True)
+    receiver = torch.randn(views, slots, width, dtype=dtype, requires_grad=True)
+    x = torch.randn(views * edges, width, dtype=dtype, requires_grad=True)
+    w = torch.randn(width, width, dtype=dtype, requires_grad=True)
+    g = torch.randn(views * edges, width, dtype=dtype)
+    grid = [views, slots, slots - 1, width]
+
+    def once():
+        gathered = sender.index_select(1, senders).view(grid)
+        if form == "addmm":
+            nodes = (gathered + receiver.unsqueeze(2)).view(-1, width)
+            out = nodes.addmm(x, w.t())
+        else:
+            view = x.view(1, -1, 1, width).permute(0, 3, 1, 2)
+            out = torch.nn.functional.conv2d(view, w.view(width, width, 1, 1))
+            out = torch.ops.aten._unsafe_view(out.permute(0, 2, 3, 1), grid)
+            out.add_(gathered)
+            out.add_(receiver.unsqueeze(2))
+        torch.autograd.grad(out, (sender, receiver, x, w), g.view(out.shape))
+
+    once()
+    once()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -111,6 +152,9 @@ def main():
             flops = 3 * 2.0 * rows * inner * cols
             print(f"LAYER shape={rows}x{inner}x{cols} form={form} dtype={name} "
                   f"ms={seconds * 1e3:.1f} gflop_per_s={flops / seconds / 1e9:.1f}", flush=True)
+        for form in ["addmm", "conv1x1+add"]:
+            seconds = edge_block_rate(2048, 8, 256, dtype, form, args.repeats)
+            print(f"EDGE-BLOCK form={form} dtype={name} ms={seconds * 1e3:.1f}", flush=True)
 
 
 if __name__ == "__main__":
