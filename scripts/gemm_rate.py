@@ -53,6 +53,18 @@ def rate(a, b, transpose_a, repeats):
     return statistics.median(times)
 
 
+def median_seconds(once, repeats):
+    """Median seconds of `once()` over `repeats` calls, after two untimed ones."""
+    once()
+    once()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        once()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def layer_rate(rows, inner, cols, dtype, form, repeats):
     """Median seconds of one layer's forward and backward (input and weight gradients),
     `[rows, inner] -> [rows, cols]`, as a Linear or as a 1x1 convolution whose input is
@@ -70,14 +82,7 @@ def layer_rate(rows, inner, cols, dtype, form, repeats):
             out = out.permute(0, 2, 3, 1).reshape(rows, cols)
         torch.autograd.grad(out, (x, w), g)
 
-    once()
-    once()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(once, repeats)
 
 
 def edge_block_rate(views, slots, width, dtype, form, repeats):
@@ -105,14 +110,7 @@ def edge_block_rate(views, slots, width, dtype, form, repeats):
             out.add_(receiver.unsqueeze(2))
         torch.autograd.grad(out, (sender, receiver, x, w), g.view(out.shape))
 
-    once()
-    once()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        once()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(once, repeats)
 
 
 def main():
