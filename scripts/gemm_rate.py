@@ -36,23 +36,6 @@ import time
 import torch
 
 
-def rate(a, b, transpose_a, repeats):
-    """Median seconds of one product `a @ b` (or `a.T @ b`), after two untimed ones.
-
-    The product is written into one preallocated result, so that the figure is the
-    multiply alone, without the page faults of a fresh allocation."""
-    left = a.t() if transpose_a else a
-    out = torch.empty(left.shape[0], b.shape[1], dtype=a.dtype)
-    torch.mm(left, b, out=out)
-    torch.mm(left, b, out=out)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(left, b, out=out)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def median_seconds(once, repeats):
     """Median seconds of `once()` over `repeats` calls, after two untimed ones."""
     once()
@@ -63,6 +46,16 @@ def median_seconds(once, repeats):
         once()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def rate(a, b, transpose_a, repeats):
+    """Median seconds of one product `a @ b` (or `a.T @ b`), after two untimed ones.
+
+    The product is written into one preallocated result, so that the figure is the
+    multiply alone, without the page faults of a fresh allocation."""
+    left = a.t() if transpose_a else a
+    out = torch.empty(left.shape[0], b.shape[1], dtype=a.dtype)
+    return median_seconds(lambda: torch.mm(left, b, out=out), repeats)
 
 
 def layer_rate(rows, inner, cols, dtype, form, repeats):

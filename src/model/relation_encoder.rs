@@ -315,6 +315,11 @@ impl RelationEncoder {
 mod tests {
     use super::*;
 
+    /// `|a - b| / |b|` in the Frobenius norm.
+    fn relative(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+    }
+
     #[test]
     fn edges_are_the_row_major_off_diagonal() {
         let (receivers, senders) = edge_endpoints(3);
@@ -350,9 +355,6 @@ mod tests {
         };
         let (conv, conv_grads) = run(true);
         let (linear, linear_grads) = run(false);
-        let relative = |a: &Tensor, b: &Tensor| {
-            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
-        };
         assert!(relative(&conv, &linear) < 1e-6);
         for (a, b) in conv_grads.iter().zip(&linear_grads) {
             assert_eq!(a.size(), b.size());
@@ -420,9 +422,6 @@ mod tests {
         };
         let (full, full_grads) = run(Kind::Float);
         let (half, half_grads) = run(Kind::BFloat16);
-        let relative = |a: &Tensor, b: &Tensor| {
-            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
-        };
         // bfloat16 keeps 8 bits of mantissa (relative rounding 2^-9); through five layers
         // the logits stay within a few percent of fp32, never equal to it.
         let error = relative(&half, &full);
