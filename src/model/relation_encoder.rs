@@ -6,6 +6,9 @@ use tch::{Device, Kind, Tensor};
 
 use super::layers;
 
+mod edge_kernels;
+pub mod fused;
+
 /// Linear -> ELU -> Linear -> ELU -> BatchNorm1d, the normalisation over all rows.
 #[derive(Debug)]
 struct Mlp {
@@ -257,6 +260,15 @@ impl RelationEncoder {
             .view([n, self.edges(), -1])
     }
 
+    /// The training-mode [`Self::forward`] without autograd, when it applies (fp32 on the
+    /// CPU; `None` otherwise): logits `[n, E, K]` that require no gradient, and what
+    /// [`fused::Saved::backward`] needs to turn their gradient into those of `z` and of
+    /// the encoder's variables. Updates the BatchNorm running statistics, as the
+    /// training-mode forward does. See [`fused`].
+    pub fn forward_fused(&self, z: &Tensor) -> Option<(Tensor, fused::Saved)> {
+        fused::applies(self, z).then(|| fused::forward(self, z))
+    }
+
     /// A Linear on `cat[node_j, node_i(, skip_ij)]` for every edge, without forming the
     /// concatenation: `nodes [n, S, h]`, `skip` (any shape holding `[n E, h]` in edge
     /// order) -> `[n, S, S - 1, out]` without `skip`, `[n E, out]` with it (edges in
@@ -401,6 +413,80 @@ mod tests {
             let error = (a - b).norm().double_value(&[]) / scale;
             assert!(error < 1e-4, "relative gradient error {error}");
         }
+    }
+
+    /// The fused forward and backward against autograd through the plain forward: logits,
+    /// the input's and every variable's gradient, and the running statistics.
+    fn check_fused_against_plain(views: i64, slot_dim: i64, hidden: i64, slots: i64, seed: i64) {
+        let make = || {
+            crate::test_rng::seeded(seed, || {
+                let vs = nn::VarStore::new(Device::Cpu);
+                let encoder = RelationEncoder::new(&vs.root(), slot_dim, hidden, 2, slots);
+                (vs, encoder)
+            })
+        };
+        let (z, probe) = crate::test_rng::seeded(seed + 1, || {
+            let opts = (Kind::Float, Device::Cpu);
+            let edges = slots * (slots - 1);
+            (
+                Tensor::randn([views, slots, slot_dim], opts) * 2.0 + 0.5,
+                Tensor::randn([views, edges, 2], opts),
+            )
+        });
+        let (plain_vs, plain_encoder) = make();
+        let (mut fused_vs, fused_encoder) = make();
+        // The same values, whatever other tests drew from the generator meanwhile.
+        fused_vs.copy(&plain_vs).unwrap();
+
+        let z_leaf = z.set_requires_grad(true);
+        let logits = plain_encoder.forward_plain(&z_leaf, true);
+        let mut inputs = vec![z_leaf.shallow_clone()];
+        inputs.extend(plain_vs.trainable_variables());
+        let plain_grads =
+            Tensor::run_backward(&[(&logits * &probe).sum(None)], &inputs, false, false);
+
+        let (fused_logits, saved) = fused_encoder.forward_fused(&z).expect("fp32 on the CPU");
+        assert!(!fused_logits.requires_grad());
+        assert!(relative(&fused_logits, &logits.detach()) < 1e-5);
+        let grads = saved.backward(&probe);
+        assert!(
+            relative(&grads.input, &plain_grads[0]) < 1e-4,
+            "input gradient"
+        );
+        let plain_names: Vec<(String, Tensor)> = plain_vs.variables().into_iter().collect();
+        let fused_names: Vec<(String, Tensor)> = fused_vs.variables().into_iter().collect();
+        let trainable = plain_vs.trainable_variables();
+        assert_eq!(grads.variables.len(), trainable.len());
+        for (variable, grad) in &grads.variables {
+            let (name, _) = fused_names
+                .iter()
+                .find(|(_, t)| t.data_ptr() == variable.data_ptr())
+                .expect("a variable of the store");
+            let index = trainable
+                .iter()
+                .position(|t| {
+                    plain_names
+                        .iter()
+                        .any(|(n, p)| n == name && p.data_ptr() == t.data_ptr())
+                })
+                .expect("the same variable in the plain store");
+            let error = relative(grad, &plain_grads[index + 1]);
+            assert_eq!(grad.size(), variable.size(), "{name}");
+            assert!(error < 1e-4, "{name}: relative gradient error {error}");
+        }
+        for (name, plain) in &plain_names {
+            if name.contains("running") {
+                let fused = &fused_names.iter().find(|(n, _)| n == name).unwrap().1;
+                assert!(relative(fused, plain) < 1e-5, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_training_pass_matches_autograd() {
+        check_fused_against_plain(5, 3, 16, 4, 51);
+        check_fused_against_plain(3, 8, 32, 8, 52);
+        check_fused_against_plain(16, 4, 8, 2, 53);
     }
 
     #[test]

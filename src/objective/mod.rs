@@ -8,4 +8,4 @@ pub mod terms;
 pub use estimator::{Bound, Estimator, UnknownEstimator, NWJ_EXPONENT_CAP};
 pub use objective::{Objective, UnknownObjective};
 pub use pairs::{PairTensors, Pairs, PairsError};
-pub use terms::{evaluate, evaluate_plain, Terms};
+pub use terms::{evaluate, evaluate_fused, evaluate_plain, Terms};

@@ -5,6 +5,7 @@ use tch::Tensor;
 use super::estimator::{Bound, Estimator};
 use super::objective::Objective;
 use super::pairs::PairTensors;
+use crate::model::relation_encoder::fused::Saved;
 use crate::model::{gumbel_softmax, gumbel_softmax_from_uniform, Network, SLOTS, SLOT_DIM};
 
 /// The objective of one batch.
@@ -16,6 +17,19 @@ pub struct Terms {
     pub xz: Option<Bound>,
     /// The I(X,A) bound, when the objective uses it.
     pub xa: Option<Bound>,
+    /// The relation encoder's hand-written backward, when [`evaluate_fused`] ran it
+    /// outside autograd.
+    encoder: Option<PendingEncoder>,
+}
+
+/// The relation encoder's part of the backward pass, run by [`Terms::backward`].
+#[derive(Debug)]
+struct PendingEncoder {
+    /// The encoder's input, attached to the features' graph: `[N, S, D]`.
+    slots: Tensor,
+    /// The encoder's logits, a leaf that requires a gradient: `[N, E, K]`.
+    logits: Tensor,
+    saved: Saved,
 }
 
 impl Terms {
@@ -25,7 +39,35 @@ impl Terms {
             (Some(only), None) | (None, Some(only)) => only.loss.shallow_clone(),
             (None, None) => unreachable!("every objective uses at least one term"),
         };
-        Self { total, xz, xa }
+        Self {
+            total,
+            xz,
+            xa,
+            encoder: None,
+        }
+    }
+
+    /// Back-propagates [`Self::total`] into every variable's gradient (accumulating, as
+    /// `total.backward()` does). After [`evaluate_fused`] this is the only complete
+    /// backward: `total`'s own graph stops at the relation encoder's logits.
+    ///
+    /// With the hand-written encoder: the logits' gradient first, then the encoder's
+    /// backward, then one autograd pass for the rest of the graph in which the encoder's
+    /// input and variables receive the gradients it computed.
+    pub fn backward(&mut self) {
+        let Some(pending) = self.encoder.take() else {
+            self.total.backward();
+            return;
+        };
+        let logits_grad = Tensor::run_backward(&[&self.total], &[&pending.logits], true, false)
+            .pop()
+            .expect("one gradient per input");
+        let grads = pending.saved.backward(&logits_grad);
+        let mut surrogate = &self.total + (&pending.slots * &grads.input).sum(None);
+        for (variable, grad) in &grads.variables {
+            surrogate += (variable * grad).sum(None);
+        }
+        surrogate.backward();
     }
 }
 
@@ -55,6 +97,28 @@ pub fn evaluate(
         train,
     };
     evaluate_with(network, features, pairs, setting, Route::Fast, None)
+}
+
+/// [`evaluate`] for a training step: the same terms, with the relation encoder's forward
+/// and backward written out by hand where that applies (training, fp32 on the CPU; see
+/// [`crate::model::relation_encoder::fused`]). Back-propagate with [`Terms::backward`]:
+/// `total.backward()` alone would leave the encoder's gradients out.
+pub fn evaluate_fused(
+    network: &Network,
+    features: &Tensor,
+    pairs: &PairTensors,
+    objective: Objective,
+    estimator: Estimator,
+    tau: f64,
+    train: bool,
+) -> Terms {
+    let setting = Setting {
+        objective,
+        estimator,
+        tau,
+        train,
+    };
+    evaluate_with(network, features, pairs, setting, Route::Fused, None)
 }
 
 /// The same function as [`evaluate`], computed the straightforward way: the relation
@@ -92,6 +156,8 @@ struct Setting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
     Fast,
+    /// [`Route::Fast`] with the hand-written relation encoder where it applies.
+    Fused,
     Plain,
 }
 
@@ -114,7 +180,7 @@ fn evaluate_with(
     let xz = objective.uses_xz().then(|| {
         let head = &network.relation_head;
         let scores = match route {
-            Route::Fast => head.forward_pairs(
+            Route::Fast | Route::Fused => head.forward_pairs(
                 features,
                 &pairs.stacked_anchor,
                 &pairs.stacked_partner,
@@ -135,12 +201,26 @@ fn evaluate_with(
         estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
     });
 
+    let mut encoder = None;
     let xa = objective.uses_xa().then(|| {
         let views = features.size()[0];
         let z = features.reshape([views, SLOTS, SLOT_DIM]);
-        let logits = match route {
-            Route::Fast => network.relation_encoder.forward(&z, train),
-            Route::Plain => network.relation_encoder.forward_plain(&z, train),
+        let fused = match route {
+            Route::Fused if train => network.relation_encoder.forward_fused(&z),
+            _ => None,
+        };
+        let logits = match (route, fused) {
+            (_, Some((logits, saved))) => {
+                let logits = logits.set_requires_grad(true);
+                encoder = Some(PendingEncoder {
+                    slots: z.shallow_clone(),
+                    logits: logits.shallow_clone(),
+                    saved,
+                });
+                logits
+            }
+            (Route::Plain, None) => network.relation_encoder.forward_plain(&z, train),
+            (Route::Fast | Route::Fused, None) => network.relation_encoder.forward(&z, train),
         };
         let a = match uniform {
             Some(uniform) => gumbel_softmax_from_uniform(&logits, uniform, tau),
@@ -149,7 +229,7 @@ fn evaluate_with(
 
         let critic = &network.structure_critic;
         let (t_pos, t_neg) = match route {
-            Route::Fast => {
+            Route::Fast | Route::Fused => {
                 let projected = critic.project(&a);
                 (
                     critic.score(&a, &projected, &pairs.anchor, &pairs.positive),
@@ -168,7 +248,9 @@ fn evaluate_with(
         estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
     });
 
-    Terms::from_bounds(xz, xa)
+    let mut terms = Terms::from_bounds(xz, xa);
+    terms.encoder = encoder;
+    terms
 }
 
 /// Splits `[2P]` scores of stacked positives and negatives into two `[P]` halves.
@@ -225,7 +307,7 @@ mod tests {
         s: &Setup,
         objective: Objective,
         estimator: Estimator,
-        fast: bool,
+        route: Route,
     ) -> (Vec<f64>, Vec<(String, Option<Tensor>)>) {
         let mut variables: Vec<(String, Tensor)> =
             s.vs.variables()
@@ -243,10 +325,13 @@ mod tests {
             tau: 0.5,
             train: true,
         };
-        let route = if fast { Route::Fast } else { Route::Plain };
         let uniform = Some(&s.uniform);
-        let terms = evaluate_with(&s.network, &features, &s.pairs, setting, route, uniform);
-        terms.total.backward();
+        let mut terms = evaluate_with(&s.network, &features, &s.pairs, setting, route, uniform);
+        assert_eq!(
+            terms.encoder.is_some(),
+            route == Route::Fused && objective.uses_xa() && kind_of(&features) == Kind::Float
+        );
+        terms.backward();
 
         let mut scalars = vec![terms.total.double_value(&[])];
         for bound in [&terms.xz, &terms.xa].into_iter().flatten() {
@@ -264,7 +349,11 @@ mod tests {
         (scalars, grads)
     }
 
-    /// The fast and plain routes agree: in f64 to rounding (`1e-9` relative, which only
+    fn kind_of(t: &Tensor) -> Kind {
+        t.kind()
+    }
+
+    /// The fast (and fused) and plain routes agree: in f64 to rounding (`1e-9` relative, which only
     /// the same function can meet), and in fp32 within `1e-4` relative, for the scalars
     /// and for the gradient of all parameters taken together. Per parameter, fp32 rounding
     /// through the BatchNorm backward passes can reach about `1e-4` on small gradients, so
@@ -290,11 +379,31 @@ mod tests {
         each_tol: f64,
     ) {
         let s = setup(backbone, 4, 3, kind);
-        let (fast, fast_grads) = run(&s, objective, estimator, true);
-        let (plain, plain_grads) = run(&s, objective, estimator, false);
-        let case = format!("{backbone} {objective} {estimator} {kind:?}");
+        let (plain, plain_grads) = run(&s, objective, estimator, Route::Plain);
+        for route in [Route::Fast, Route::Fused] {
+            let (fast, fast_grads) = run(&s, objective, estimator, route);
+            let case = format!("{backbone} {objective} {estimator} {kind:?} {route:?}");
+            assert_route_agrees(
+                &case,
+                objective,
+                kind,
+                (&fast, &fast_grads),
+                (&plain, &plain_grads),
+                (scalar_tol, total_tol, each_tol),
+            );
+        }
+    }
+
+    fn assert_route_agrees(
+        case: &str,
+        objective: Objective,
+        kind: Kind,
+        (fast, fast_grads): (&[f64], &[(String, Option<Tensor>)]),
+        (plain, plain_grads): (&[f64], &[(String, Option<Tensor>)]),
+        (scalar_tol, total_tol, each_tol): (f64, f64, f64),
+    ) {
         assert_eq!(fast.len(), plain.len());
-        for (a, b) in fast.iter().zip(&plain) {
+        for (a, b) in fast.iter().zip(plain) {
             assert!(
                 (a - b).abs() <= scalar_tol * b.abs().max(1.0),
                 "{case}: {a} vs {b}"
@@ -309,7 +418,7 @@ mod tests {
         let vanishing = if kind == Kind::Double { 1e-10 } else { 1e-5 } * largest;
         let mut compared = 0;
         let (mut difference_sq, mut plain_sq) = (0.0, 0.0);
-        for ((name, a), (_, b)) in fast_grads.iter().zip(&plain_grads) {
+        for ((name, a), (_, b)) in fast_grads.iter().zip(plain_grads) {
             match (a, b) {
                 (Some(a), Some(b)) => {
                     let (a_norm, b_norm) = (a.norm().double_value(&[]), b.norm().double_value(&[]));

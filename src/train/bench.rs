@@ -68,7 +68,7 @@ pub fn time_step(
     let mut step = || {
         adam.zero_grad();
         let features = network.encoder.forward_t(&x, true);
-        let t = terms::evaluate(
+        let mut t = terms::evaluate_fused(
             &network,
             &features,
             &pairs,
@@ -77,7 +77,7 @@ pub fn time_step(
             0.5,
             true,
         );
-        t.total.backward();
+        t.backward();
         adam.step();
         t.total.double_value(&[])
     };

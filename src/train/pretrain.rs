@@ -246,7 +246,7 @@ pub fn pretrain(
         tch::manual_seed(mix_seed(config.seed, step) as i64 & i64::MAX);
         adam.zero_grad();
         let features = network.encoder.forward_t(&x, true);
-        let terms = terms::evaluate(
+        let mut terms = terms::evaluate_fused(
             &network,
             &features,
             pairs,
@@ -286,7 +286,7 @@ pub fn pretrain(
                 last_checkpoint,
             });
         }
-        terms.total.backward();
+        terms.backward();
         adam.step();
 
         let epoch = step / steps_per_epoch + 1;

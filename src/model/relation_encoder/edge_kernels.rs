@@ -1,0 +1,683 @@
+//! Element-wise passes over the relation encoder's edge tensors, each fused into one pass.
+//!
+//! Edge tensors are `[n, S, S - 1, h]` row-major f32 (`R = n S (S - 1)` rows of `h`
+//! numbers): row `(v, i, jj)` is the edge of view `v` into receiver `i` from sender
+//! `j = jj` (`jj < i`) or `jj + 1` (`jj >= i`), the order of
+//! [`super::edge_endpoints`]. Node tensors are `[n, S, h]`. The passes run in parallel over
+//! views on rayon's pool; per-channel sums are kept in f32 within a view and in f64 across
+//! views.
+//!
+//! ELU (alpha 1) is `x` for `x > 0` and `exp(x) - 1` otherwise; its derivative, read off
+//! its result `y`, is 1 for `y > 0` and `y + 1` otherwise, as libtorch computes it.
+
+use rayon::prelude::*;
+
+/// `exp(x) - 1` for `x <= 0`, to a few units in the last place: `x = k ln 2 + r` with
+/// `|r| <= ln 2 / 2`, `expm1(r)` from its Taylor series to `r^8` (truncation below
+/// `3e-10`), then `2^k expm1(r) + (2^k - 1)`. Written without branches so that loops over
+/// it vectorise.
+#[inline(always)]
+fn expm1_nonpositive(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.max(-87.0);
+    let shifted = x * LOG2E + ROUND;
+    let k = shifted - ROUND;
+    let k_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let series = 1.0 / 40320.0;
+    let series = series * r + 1.0 / 5040.0;
+    let series = series * r + 1.0 / 720.0;
+    let series = series * r + 1.0 / 120.0;
+    let series = series * r + 1.0 / 24.0;
+    let series = series * r + 1.0 / 6.0;
+    let series = series * r + 0.5;
+    let expm1_r = (series * r) * r + r;
+    let scale = f32::from_bits((k_int.wrapping_add(127) << 23) as u32);
+    scale * expm1_r + (scale - 1.0)
+}
+
+/// ELU with alpha 1, as `max(x, 0) + expm1(min(x, 0))` (`expm1(0)` is exactly 0 here).
+///
+/// Arithmetic rather than a select: for `y = elu(x)` stored over `x`, a select lets the
+/// compiler see that nothing changes where `x > 0` and emit masked stores, which are slow
+/// on some CPUs.
+#[inline(always)]
+pub(crate) fn elu(x: f32) -> f32 {
+    x.max(0.0) + expm1_nonpositive(x.min(0.0))
+}
+
+/// The ELU's derivative from its result `y`: 1 for `y > 0`, `y + 1` otherwise.
+#[inline(always)]
+fn elu_slope(y: f32) -> f32 {
+    y.min(0.0) + 1.0
+}
+
+/// Runs `$call` (a call of an `#[inline(always)]` function) compiled for AVX2 and FMA
+/// when the CPU has them, else for the baseline.
+macro_rules! with_simd {
+    ($call:expr) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn wide<R>(f: impl FnOnce() -> R) -> R {
+                f()
+            }
+            if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                // SAFETY: the features were detected on this CPU.
+                unsafe { wide(|| $call) }
+            } else {
+                $call
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            $call
+        }
+    }};
+}
+
+/// The sizes of an edge tensor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EdgeShape {
+    /// Views `n`.
+    pub views: usize,
+    /// Slots `S`.
+    pub slots: usize,
+    /// Channels `h`.
+    pub width: usize,
+}
+
+impl EdgeShape {
+    fn node_len(&self) -> usize {
+        self.slots * self.width
+    }
+
+    fn edge_len(&self) -> usize {
+        self.slots * (self.slots - 1) * self.width
+    }
+
+    /// Edge rows `R`.
+    pub fn rows(&self) -> usize {
+        self.views * self.slots * (self.slots - 1)
+    }
+}
+
+/// Per-channel sums in f64: `[h]` each.
+#[derive(Debug, Clone)]
+pub(crate) struct ChannelSums {
+    pub first: Vec<f64>,
+    pub second: Vec<f64>,
+}
+
+/// Views summed together, in order, before blocks are added (in order): the sums do not
+/// depend on how the blocks were spread over threads.
+const VIEWS_PER_BLOCK: usize = 32;
+
+/// Sums over views of `count` per-channel quantities, `[count, h]` flattened: `kernel`
+/// adds one view's into `[count, h]` f32 accumulators, which are added into f64 totals.
+fn per_view_totals<T: Send>(
+    width: usize,
+    count: usize,
+    items: impl IndexedParallelIterator<Item = T>,
+    kernel: impl Fn(T, &mut [f32]) + Sync + Send,
+) -> Vec<f64> {
+    let blocks: Vec<Vec<f64>> = items
+        .chunks(VIEWS_PER_BLOCK)
+        .map(|block| {
+            let mut view = vec![0.0f32; count * width];
+            let mut total = vec![0.0f64; count * width];
+            for item in block {
+                view.fill(0.0);
+                kernel(item, &mut view);
+                for (t, v) in total.iter_mut().zip(&view) {
+                    *t += *v as f64;
+                }
+            }
+            total
+        })
+        .collect();
+    let mut total = vec![0.0f64; count * width];
+    for block in blocks {
+        for (t, b) in total.iter_mut().zip(block) {
+            *t += b;
+        }
+    }
+    total
+}
+
+/// [`per_view_totals`] of two quantities.
+fn per_view_sums<T: Send>(
+    width: usize,
+    items: impl IndexedParallelIterator<Item = T>,
+    kernel: impl Fn(T, &mut [f32], &mut [f32]) + Sync + Send,
+) -> ChannelSums {
+    let mut totals = per_view_totals(width, 2, items, |item, acc| {
+        let (first, second) = acc.split_at_mut(width);
+        kernel(item, first, second)
+    });
+    let second = totals.split_off(width);
+    ChannelSums {
+        first: totals,
+        second,
+    }
+}
+
+/// `gl^T y` `[K, h]` in f64: `gl` `[R, K]`, `y` an edge tensor.
+pub(crate) fn low_rank_moments(shape: EdgeShape, gl: &[f32], y: &[f32]) -> Vec<f64> {
+    check(shape, &[y], &[]);
+    let h = shape.width;
+    let k = gl.len() / shape.rows();
+    assert_eq!(gl.len(), shape.rows() * k, "output gradient");
+    let edges = shape.edge_len() / h;
+    let items = gl.par_chunks(edges * k).zip(y.par_chunks(shape.edge_len()));
+    per_view_totals(h, k, items, |(gl, y), acc| {
+        with_simd!(low_rank_moments_view(h, k, gl, y, acc))
+    })
+}
+
+#[inline(always)]
+fn low_rank_moments_view(h: usize, k: usize, gl: &[f32], y: &[f32], acc: &mut [f32]) {
+    for (gl, y) in gl.chunks_exact(k).zip(y.chunks_exact(h)) {
+        for (t, g) in gl.iter().enumerate() {
+            for (a, y) in acc[t * h..(t + 1) * h].iter_mut().zip(y) {
+                *a += g * y;
+            }
+        }
+    }
+}
+
+/// `out_(v,i,jj) = elu(sender_(v,j) + receiver_(v,i))`: the first ELU of an edge MLP whose
+/// first Linear was split into per-node terms. `sender`, `receiver` `[n, S, h]`, `out`
+/// `[n, S, S - 1, h]`.
+pub(crate) fn elu_of_node_terms(
+    shape: EdgeShape,
+    sender: &[f32],
+    receiver: &[f32],
+    out: &mut [f32],
+) {
+    check(shape, &[sender, receiver], &[out]);
+    let (s, h) = (shape.slots, shape.width);
+    out.par_chunks_mut(shape.edge_len())
+        .zip(sender.par_chunks(shape.node_len()))
+        .zip(receiver.par_chunks(shape.node_len()))
+        .for_each(|((out, sender), receiver)| {
+            with_simd!(elu_of_node_terms_view(s, h, sender, receiver, out))
+        });
+}
+
+#[inline(always)]
+fn elu_of_node_terms_view(s: usize, h: usize, sender: &[f32], receiver: &[f32], out: &mut [f32]) {
+    for (row, out) in out.chunks_exact_mut(h).enumerate() {
+        let (i, j) = endpoints(row, s);
+        let sender = &sender[j * h..(j + 1) * h];
+        let receiver = &receiver[i * h..(i + 1) * h];
+        for ((o, a), b) in out.iter_mut().zip(sender).zip(receiver) {
+            *o = elu(a + b);
+        }
+    }
+}
+
+/// `x = elu(x + sender_(v,j) + receiver_(v,i))` in place over an edge tensor.
+pub(crate) fn elu_add_node_terms(
+    shape: EdgeShape,
+    x: &mut [f32],
+    sender: &[f32],
+    receiver: &[f32],
+) {
+    check(shape, &[sender, receiver], &[x]);
+    let (s, h) = (shape.slots, shape.width);
+    x.par_chunks_mut(shape.edge_len())
+        .zip(sender.par_chunks(shape.node_len()))
+        .zip(receiver.par_chunks(shape.node_len()))
+        .for_each(|((x, sender), receiver)| {
+            with_simd!(elu_add_node_terms_view(s, h, sender, receiver, x))
+        });
+}
+
+#[inline(always)]
+fn elu_add_node_terms_view(s: usize, h: usize, sender: &[f32], receiver: &[f32], x: &mut [f32]) {
+    for (row, x) in x.chunks_exact_mut(h).enumerate() {
+        let (i, j) = endpoints(row, s);
+        let sender = &sender[j * h..(j + 1) * h];
+        let receiver = &receiver[i * h..(i + 1) * h];
+        for ((x, a), b) in x.iter_mut().zip(sender).zip(receiver) {
+            *x = elu(*x + a + b);
+        }
+    }
+}
+
+/// `x = elu(x)` in place over an edge tensor, returning the per-channel sums of the
+/// result and of its square (the BatchNorm statistics that follow), and, when
+/// `receiver_sums` `[n, S, h]` is given, writing there the sum of the result over each
+/// receiver's `S - 1` edges.
+pub(crate) fn elu_with_moments(
+    shape: EdgeShape,
+    x: &mut [f32],
+    receiver_sums: Option<&mut [f32]>,
+) -> ChannelSums {
+    check(shape, &[], &[x]);
+    let (s, h) = (shape.slots, shape.width);
+    match receiver_sums {
+        Some(sums) => {
+            check(shape, &[], &[sums]);
+            let items = x
+                .par_chunks_mut(shape.edge_len())
+                .zip(sums.par_chunks_mut(shape.node_len()));
+            per_view_sums(h, items, |(x, node), sum, square| {
+                with_simd!(elu_with_moments_view(s, h, x, Some(node), sum, square))
+            })
+        }
+        None => per_view_sums(h, x.par_chunks_mut(shape.edge_len()), |x, sum, square| {
+            with_simd!(elu_with_moments_view(s, h, x, None, sum, square))
+        }),
+    }
+}
+
+#[inline(always)]
+fn elu_with_moments_view(
+    s: usize,
+    h: usize,
+    x: &mut [f32],
+    mut node: Option<&mut [f32]>,
+    sum: &mut [f32],
+    square: &mut [f32],
+) {
+    for (i, receiver) in x.chunks_exact_mut((s - 1) * h).enumerate() {
+        for row in receiver.chunks_exact_mut(h) {
+            for ((x, sum), square) in row.iter_mut().zip(sum.iter_mut()).zip(square.iter_mut()) {
+                let y = elu(*x);
+                *x = y;
+                *sum += y;
+                *square += y * y;
+            }
+        }
+        if let Some(node) = node.as_deref_mut() {
+            let node = &mut node[i * h..(i + 1) * h];
+            node.fill(0.0);
+            for row in receiver.chunks_exact(h) {
+                for (n, y) in node.iter_mut().zip(row) {
+                    *n += y;
+                }
+            }
+        }
+    }
+}
+
+/// Per-channel sums of `g` and of `g * y` over two edge tensors.
+pub(crate) fn moments_against(shape: EdgeShape, g: &[f32], y: &[f32]) -> ChannelSums {
+    check(shape, &[g, y], &[]);
+    let h = shape.width;
+    let items = g
+        .par_chunks(shape.edge_len())
+        .zip(y.par_chunks(shape.edge_len()));
+    per_view_sums(h, items, |(g, y), sum, product| {
+        with_simd!(moments_against_view(h, g, y, sum, product))
+    })
+}
+
+#[inline(always)]
+fn moments_against_view(h: usize, g: &[f32], y: &[f32], sum: &mut [f32], product: &mut [f32]) {
+    for (g, y) in g.chunks_exact(h).zip(y.chunks_exact(h)) {
+        for (((g, y), sum), product) in g.iter().zip(y).zip(sum.iter_mut()).zip(product.iter_mut())
+        {
+            *sum += g;
+            *product += g * y;
+        }
+    }
+}
+
+/// The per-channel affine map of a BatchNorm backward through an ELU:
+/// `dv = (alpha * g + beta + gamma * y) * elu'(y)`, `[h]` each.
+#[derive(Debug, Clone)]
+pub(crate) struct BackwardAffine {
+    pub alpha: Vec<f32>,
+    pub beta: Vec<f32>,
+    pub gamma: Vec<f32>,
+}
+
+/// `g = (alpha * (g + q_(v,i)) + beta + gamma * y) * elu'(y)` in place, `q` `[n, S, h]`
+/// broadcast over each receiver's edges; returns the per-channel sums of the new `g`
+/// (in `first`; `second` is zero).
+pub(crate) fn affine_backward_broadcast(
+    shape: EdgeShape,
+    g: &mut [f32],
+    y: &[f32],
+    q: &[f32],
+    affine: &BackwardAffine,
+) -> ChannelSums {
+    check(shape, &[y, q], &[g]);
+    let (s, h) = (shape.slots, shape.width);
+    let items = g
+        .par_chunks_mut(shape.edge_len())
+        .zip(y.par_chunks(shape.edge_len()))
+        .zip(q.par_chunks(shape.node_len()));
+    per_view_sums(h, items, |((g, y), q), sum, _| {
+        with_simd!(affine_backward_broadcast_view(s, h, g, y, q, affine, sum))
+    })
+}
+
+#[inline(always)]
+fn affine_backward_broadcast_view(
+    s: usize,
+    h: usize,
+    g: &mut [f32],
+    y: &[f32],
+    q: &[f32],
+    affine: &BackwardAffine,
+    sum: &mut [f32],
+) {
+    let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    for (row, (g, y)) in g.chunks_exact_mut(h).zip(y.chunks_exact(h)).enumerate() {
+        let i = row / (s - 1);
+        let q = &q[i * h..(i + 1) * h];
+        for c in 0..h {
+            let dv = (alpha[c] * (g[c] + q[c]) + beta[c] + gamma[c] * y[c]) * elu_slope(y[c]);
+            g[c] = dv;
+            sum[c] += dv;
+        }
+    }
+}
+
+/// `y = (sum_k gl_(r,k) w_(k,:) + beta + gamma * y) * elu'(y)` in place, `gl` `[R, K]`,
+/// `w` `[K, h]`: the backward of BatchNorm and ELU under an output Linear with `K` outputs
+/// whose gradient `gl` is given (`w` already scaled by the BatchNorm's `alpha`). Returns the
+/// per-channel sums of the result (in `first`).
+pub(crate) fn affine_backward_low_rank(
+    shape: EdgeShape,
+    y: &mut [f32],
+    gl: &[f32],
+    w: &[f32],
+    affine: &BackwardAffine,
+) -> ChannelSums {
+    check(shape, &[], &[y]);
+    let h = shape.width;
+    let k = w.len() / h;
+    assert_eq!(w.len(), k * h, "output weight");
+    assert_eq!(gl.len(), shape.rows() * k, "output gradient");
+    let items = y
+        .par_chunks_mut(shape.edge_len())
+        .zip(gl.par_chunks(shape.edge_len() / h * k));
+    per_view_sums(h, items, |(y, gl), sum, _| {
+        with_simd!(affine_backward_low_rank_view(h, k, y, gl, w, affine, sum))
+    })
+}
+
+#[inline(always)]
+fn affine_backward_low_rank_view(
+    h: usize,
+    k: usize,
+    y: &mut [f32],
+    gl: &[f32],
+    w: &[f32],
+    affine: &BackwardAffine,
+    sum: &mut [f32],
+) {
+    let (beta, gamma) = (&affine.beta[..h], &affine.gamma[..h]);
+    for (y, gl) in y.chunks_exact_mut(h).zip(gl.chunks_exact(k)) {
+        for c in 0..h {
+            let mut g = beta[c] + gamma[c] * y[c];
+            for (t, gl) in gl.iter().enumerate() {
+                g += gl * w[t * h + c];
+            }
+            let dv = g * elu_slope(y[c]);
+            y[c] = dv;
+            sum[c] += dv;
+        }
+    }
+}
+
+/// The backward of `u = elu(sender_j + receiver_i (+ x_ij))`: `dpre = du * elu'(u)`,
+/// written over `du` when `write` is set, summed over each receiver's edges into
+/// `receiver_grad` and over each sender's edges into `sender_grad` (`[n, S, h]` each).
+pub(crate) fn elu_backward_to_nodes(
+    shape: EdgeShape,
+    du: &mut [f32],
+    u: &[f32],
+    write: bool,
+    sender_grad: &mut [f32],
+    receiver_grad: &mut [f32],
+) {
+    check(shape, &[u], &[du, sender_grad, receiver_grad]);
+    let (s, h) = (shape.slots, shape.width);
+    du.par_chunks_mut(shape.edge_len())
+        .zip(u.par_chunks(shape.edge_len()))
+        .zip(sender_grad.par_chunks_mut(shape.node_len()))
+        .zip(receiver_grad.par_chunks_mut(shape.node_len()))
+        .for_each(|(((du, u), sender), receiver)| {
+            with_simd!(elu_backward_to_nodes_view(
+                s, h, write, du, u, sender, receiver
+            ))
+        });
+}
+
+#[inline(always)]
+fn elu_backward_to_nodes_view(
+    s: usize,
+    h: usize,
+    write: bool,
+    du: &mut [f32],
+    u: &[f32],
+    sender: &mut [f32],
+    receiver: &mut [f32],
+) {
+    sender.fill(0.0);
+    receiver.fill(0.0);
+    for (row, (du, u)) in du.chunks_exact_mut(h).zip(u.chunks_exact(h)).enumerate() {
+        let (i, j) = endpoints(row, s);
+        let receiver = &mut receiver[i * h..(i + 1) * h];
+        let sender = &mut sender[j * h..(j + 1) * h];
+        if write {
+            for (((du, u), r), s) in du.iter_mut().zip(u).zip(receiver).zip(sender) {
+                let d = *du * elu_slope(*u);
+                *du = d;
+                *r += d;
+                *s += d;
+            }
+        } else {
+            for (((du, u), r), s) in du.iter().zip(u).zip(receiver).zip(sender) {
+                let d = *du * elu_slope(*u);
+                *r += d;
+                *s += d;
+            }
+        }
+    }
+}
+
+/// `(receiver i, sender j)` of edge row `row` within a view.
+#[inline(always)]
+fn endpoints(row: usize, s: usize) -> (usize, usize) {
+    let i = row / (s - 1);
+    let jj = row % (s - 1);
+    (i, if jj < i { jj } else { jj + 1 })
+}
+
+/// Panics unless every slice has the length its shape implies (edge or node tensors).
+fn check(shape: EdgeShape, inputs: &[&[f32]], outputs: &[&[f32]]) {
+    assert!(shape.slots >= 2 && shape.width > 0, "edge shape {shape:?}");
+    let (edges, nodes) = (
+        shape.views * shape.edge_len(),
+        shape.views * shape.node_len(),
+    );
+    for len in inputs.iter().chain(outputs).map(|s| s.len()) {
+        assert!(
+            len == edges || len == nodes,
+            "slice of {len} numbers for {shape:?}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind, Tensor};
+
+    fn floats(t: &Tensor) -> Vec<f32> {
+        Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
+    }
+
+    fn tensor(v: &[f32], shape: &[i64]) -> Tensor {
+        Tensor::from_slice(v).view(shape)
+    }
+
+    fn relative(a: &Tensor, b: &Tensor) -> f64 {
+        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+    }
+
+    const SHAPE: EdgeShape = EdgeShape {
+        views: 3,
+        slots: 4,
+        width: 5,
+    };
+
+    /// Random `[n, S, h]` nodes and `[n, S, S - 1, h]` edges, and the edge endpoints.
+    fn inputs(seed: i64) -> (Tensor, Tensor, Tensor, Tensor, Tensor) {
+        crate::test_rng::seeded(seed, || {
+            let opts = (Kind::Float, Device::Cpu);
+            let (n, s, h) = (SHAPE.views as i64, SHAPE.slots as i64, SHAPE.width as i64);
+            let (receivers, senders) = super::super::edge_endpoints(s);
+            (
+                Tensor::randn([n, s, h], opts),
+                Tensor::randn([n, s, h], opts),
+                Tensor::randn([n, s * (s - 1), h], opts) * 2.0,
+                Tensor::from_slice(&receivers),
+                Tensor::from_slice(&senders),
+            )
+        })
+    }
+
+    #[test]
+    fn elu_matches_libtorch_to_a_few_ulp() {
+        let xs: Vec<f32> = (-20000..2000)
+            .map(|i| i as f32 * 5e-3)
+            .chain([-1e-30, -1e-7, -90.0, -1e4])
+            .collect();
+        let ours: Vec<f32> = xs.iter().map(|&x| elu(x)).collect();
+        let theirs = floats(&Tensor::from_slice(&xs).elu());
+        for ((x, a), b) in xs.iter().zip(&ours).zip(&theirs) {
+            let error = (a - b).abs() / b.abs().max(1e-30);
+            assert!(error < 4e-7, "elu({x}) = {a}, libtorch {b}");
+        }
+    }
+
+    #[test]
+    fn node_term_elus_equal_gathered_sums() {
+        let (sender, receiver, edges, receivers, senders) = inputs(1);
+        let expected =
+            (sender.index_select(1, &senders) + receiver.index_select(1, &receivers)).elu();
+        let mut out = vec![0.0; edges.numel()];
+        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut out);
+        assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
+
+        let expected =
+            (&edges + sender.index_select(1, &senders) + receiver.index_select(1, &receivers))
+                .elu();
+        let mut x = floats(&edges);
+        elu_add_node_terms(SHAPE, &mut x, &floats(&sender), &floats(&receiver));
+        assert!(relative(&tensor(&x, &expected.size()), &expected) < 1e-6);
+    }
+
+    #[test]
+    fn moments_and_receiver_sums_are_the_sums() {
+        let (_, _, edges, _, _) = inputs(2);
+        let y = edges.elu();
+        let mut x = floats(&edges);
+        let mut nodes = vec![7.0; SHAPE.views * SHAPE.slots * SHAPE.width];
+        let sums = elu_with_moments(SHAPE, &mut x, Some(&mut nodes));
+        assert!(relative(&tensor(&x, &y.size()), &y) < 1e-6);
+        let flat = y.view([-1, SHAPE.width as i64]);
+        let first = Tensor::from_slice(&sums.first);
+        let second = Tensor::from_slice(&sums.second);
+        assert!(relative(&first, &flat.sum_dim_intlist(0, false, Kind::Double)) < 1e-6);
+        assert!(
+            relative(
+                &second,
+                &flat.square().sum_dim_intlist(0, false, Kind::Double)
+            ) < 1e-6
+        );
+        let per_receiver = y.view([3, 4, 3, 5]).sum_dim_intlist(2, false, None);
+        assert!(relative(&tensor(&nodes, &[3, 4, 5]), &per_receiver) < 1e-6);
+        let mut again = floats(&edges);
+        let without = elu_with_moments(SHAPE, &mut again, None);
+        assert_eq!(without.first, sums.first);
+
+        let g = y.randn_like();
+        let moments = moments_against(SHAPE, &floats(&g), &floats(&y));
+        let expected = (&g * &y)
+            .view([-1, 5])
+            .sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&moments.second), &expected) < 1e-6);
+    }
+
+    #[test]
+    fn affine_backward_passes_follow_their_formulas() {
+        let (_, q, edges, receivers, _) = inputs(3);
+        let y = edges.elu();
+        let g = y.randn_like();
+        let affine = BackwardAffine {
+            alpha: vec![0.5, -1.0, 2.0, 0.25, 1.5],
+            beta: vec![0.1, 0.2, -0.3, 0.0, 1.0],
+            gamma: vec![-0.2, 0.3, 0.0, 1.0, 0.5],
+        };
+        let row = |v: &[f32]| Tensor::from_slice(v);
+        let slope = y.clamp_max(0.0) + 1.0;
+        let expected = ((&g + q.index_select(1, &receivers)) * row(&affine.alpha)
+            + row(&affine.beta)
+            + &y * row(&affine.gamma))
+            * &slope;
+        let mut out = floats(&g);
+        let sums = affine_backward_broadcast(SHAPE, &mut out, &floats(&y), &floats(&q), &affine);
+        assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
+        let total = expected
+            .view([-1, 5])
+            .sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&sums.first), &total) < 1e-5);
+
+        let gl = Tensor::randn([3, 12, 2], (Kind::Float, Device::Cpu));
+        let w = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
+        let moments = low_rank_moments(SHAPE, &floats(&gl), &floats(&y));
+        let expected = gl
+            .view([-1, 2])
+            .tr()
+            .mm(&y.view([-1, 5]))
+            .to_kind(Kind::Double);
+        assert!(relative(&Tensor::from_slice(&moments).view([2, 5]), &expected) < 1e-6);
+        let expected = (gl.matmul(&w) + row(&affine.beta) + &y * row(&affine.gamma)) * &slope;
+        let mut out = floats(&y);
+        let sums = affine_backward_low_rank(SHAPE, &mut out, &floats(&gl), &floats(&w), &affine);
+        assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
+        let total = expected
+            .view([-1, 5])
+            .sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&sums.first), &total) < 1e-5);
+    }
+
+    #[test]
+    fn elu_backward_reaches_both_endpoints() {
+        let (sender, receiver, edges, receivers, senders) = inputs(4);
+        let sender = sender.set_requires_grad(true);
+        let receiver = receiver.set_requires_grad(true);
+        let u = (sender.index_select(1, &senders) + receiver.index_select(1, &receivers)).elu();
+        let du = u.randn_like();
+        let grads =
+            Tensor::run_backward(&[(&u * &du).sum(None)], &[&sender, &receiver], false, false);
+        let u = u.detach();
+        for write in [false, true] {
+            let mut d = floats(&du);
+            let (mut s, mut r) = (vec![9.0; sender.numel()], vec![9.0; receiver.numel()]);
+            elu_backward_to_nodes(SHAPE, &mut d, &floats(&u), write, &mut s, &mut r);
+            assert!(relative(&tensor(&s, &[3, 4, 5]), &grads[0]) < 1e-6);
+            assert!(relative(&tensor(&r, &[3, 4, 5]), &grads[1]) < 1e-6);
+            let expected = if write {
+                &du * (u.clamp_max(0.0) + 1.0)
+            } else {
+                du.shallow_clone()
+            };
+            assert!(relative(&tensor(&d, &du.size()), &expected) < 1e-6);
+        }
+        let _ = edges;
+    }
+}

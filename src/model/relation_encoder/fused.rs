@@ -1,0 +1,559 @@
+//! The relation encoder's training forward and its backward written out by hand, for fp32
+//! on the CPU: the same function as [`RelationEncoder::forward`], with every element-wise
+//! pass over the `[R, h]` edge tensors (`R = n S (S - 1)` edges) fused into one of
+//! [`super::edge_kernels`].
+//!
+//! Autograd would run each ELU, BatchNorm, gather and sum as its own pass and keep each
+//! result; here the edge section of a step keeps four `[R, h]` tensors (the inputs of the
+//! two hidden products of `mlp2` and `mlp4` and the outputs of their last ELUs) and runs
+//! five element-wise passes forward and six backward. Two identities keep BatchNorm
+//! outputs off the edges: in training a BatchNorm is the per-channel affine map
+//! `e = a y + c` (`a = gamma / sigma`, `c = beta - a mu`), so `mlp4`'s edge block
+//! `e1 C^T` is computed as `y (C diag a)^T + C c`, the output layer likewise, and the
+//! edge -> node sum of `e1` is `a` times the receivers' sums of `y` plus `(S - 1) c`.
+//!
+//! [`forward`] runs without autograd and returns the logits with a [`Saved`];
+//! [`Saved::backward`] turns the logits' gradient into the input's and every
+//! variable's. The BatchNorm running statistics are updated as `nn::BatchNorm` does.
+
+use tch::{Device, Kind, Tensor};
+
+use super::edge_kernels::{self as kernels, BackwardAffine, ChannelSums, EdgeShape};
+use super::{pointwise_conv, Mlp, RelationEncoder};
+
+/// `nn::BatchNorm`'s defaults, which the encoder's BatchNorms are built with.
+const BATCH_NORM_EPS: f64 = 1e-5;
+const BATCH_NORM_MOMENTUM: f64 = 0.1;
+
+/// Whether [`forward`] computes `encoder` on `z`: fp32 on the CPU, no other compute kind.
+pub(super) fn applies(encoder: &RelationEncoder, z: &Tensor) -> bool {
+    z.device() == Device::Cpu
+        && z.kind() == Kind::Float
+        && encoder.compute.unwrap_or(Kind::Float) == Kind::Float
+        && encoder.slots >= 2
+}
+
+/// What the backward pass needs of one forward pass.
+#[derive(Debug)]
+pub struct Saved {
+    shape: EdgeShape,
+    /// Shape of the input `z`, `[n, S, D]`.
+    input_shape: Vec<i64>,
+    mlp1: NodeSaved,
+    /// `mlp1`'s output `[n S, h]`.
+    h1: Tensor,
+    /// `mlp2`'s first ELU output, `[R, h]`.
+    u2: Tensor,
+    /// `mlp2`'s second ELU output (before its BatchNorm), `[R, h]`.
+    y2: Tensor,
+    norm2: Norm,
+    /// Sums of `y2` over each receiver's edges, `[n S, h]`.
+    y2_receiver_sums: Tensor,
+    mlp3: NodeSaved,
+    /// `mlp3`'s output `[n S, h]`.
+    h2: Tensor,
+    /// `mlp4`'s first ELU output, `[R, h]`.
+    u4: Tensor,
+    /// `mlp4`'s second ELU output (before its BatchNorm), `[R, h]`.
+    y4: Tensor,
+    norm4: Norm,
+    /// The encoder's variables, detached, in [`Grads::variables`] order.
+    weights: Weights,
+}
+
+/// The gradients of one backward pass.
+#[derive(Debug)]
+pub struct Grads {
+    /// Gradient of the input `z`, `[n, S, D]`.
+    pub input: Tensor,
+    /// `(variable, gradient)` for every trainable variable of the encoder.
+    pub variables: Vec<(Tensor, Tensor)>,
+}
+
+/// The encoder's variables, detached from autograd.
+#[derive(Debug)]
+struct Weights {
+    mlps: [MlpWeights; 4],
+    out_weight: Tensor,
+    out_bias: Tensor,
+    /// The variables themselves (not detached), in the order of [`Self::flat`].
+    originals: Vec<Tensor>,
+}
+
+#[derive(Debug)]
+struct MlpWeights {
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl Weights {
+    fn of(encoder: &RelationEncoder) -> Self {
+        let mut originals = Vec::new();
+        let mut take = |t: &Tensor| {
+            originals.push(t.shallow_clone());
+            t.detach()
+        };
+        let mut mlp = |m: &Mlp| MlpWeights {
+            w1: take(&m.linear1.ws),
+            b1: take(m.linear1.bs.as_ref().expect("Linear with bias")),
+            w2: take(&m.linear2.ws),
+            b2: take(m.linear2.bs.as_ref().expect("Linear with bias")),
+            gamma: take(m.bn.ws.as_ref().expect("affine BatchNorm")),
+            beta: take(m.bn.bs.as_ref().expect("affine BatchNorm")),
+        };
+        let mlps = [
+            mlp(&encoder.mlp1),
+            mlp(&encoder.mlp2),
+            mlp(&encoder.mlp3),
+            mlp(&encoder.mlp4),
+        ];
+        let out_weight = take(&encoder.out.ws);
+        let out_bias = take(encoder.out.bs.as_ref().expect("Linear with bias"));
+        Self {
+            mlps,
+            out_weight,
+            out_bias,
+            originals,
+        }
+    }
+}
+
+/// The gradients of one MLP's variables, in [`Weights::of`] order.
+#[derive(Debug)]
+struct MlpGrads {
+    w1: Tensor,
+    b1: Tensor,
+    w2: Tensor,
+    b2: Tensor,
+    gamma: Tensor,
+    beta: Tensor,
+}
+
+impl MlpGrads {
+    fn into_vec(self) -> Vec<Tensor> {
+        vec![self.w1, self.b1, self.w2, self.b2, self.gamma, self.beta]
+    }
+}
+
+/// A BatchNorm's training statistics as the affine map `a y + c`: `[h]` each.
+#[derive(Debug)]
+struct Norm {
+    mean: Tensor,
+    inv_std: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl Norm {
+    /// From the per-channel mean and biased variance over `count` rows; updates the
+    /// running statistics of `mlp`'s BatchNorm as `nn::BatchNorm` does.
+    fn new(mean: Tensor, variance: Tensor, count: i64, mlp: &Mlp, weights: &MlpWeights) -> Self {
+        let unbiased = &variance * (count as f64 / (count - 1).max(1) as f64);
+        let mut running_mean = mlp.bn.running_mean.shallow_clone();
+        let mut running_var = mlp.bn.running_var.shallow_clone();
+        let m = BATCH_NORM_MOMENTUM;
+        let _ = running_mean.g_mul_scalar_(1.0 - m).g_add_(&(&mean * m));
+        let _ = running_var.g_mul_scalar_(1.0 - m).g_add_(&(unbiased * m));
+        let inv_std = (variance + BATCH_NORM_EPS).rsqrt();
+        let scale = &weights.gamma * &inv_std;
+        let shift = &weights.beta - &mean * &scale;
+        Self {
+            mean,
+            inv_std,
+            scale,
+            shift,
+        }
+    }
+
+    /// From the sums of an edge pass over `count` rows.
+    fn from_sums(sums: &ChannelSums, count: i64, mlp: &Mlp, weights: &MlpWeights) -> Self {
+        let n = count as f64;
+        let mean: Vec<f64> = sums.first.iter().map(|s| s / n).collect();
+        let variance: Vec<f64> = sums
+            .second
+            .iter()
+            .zip(&mean)
+            .map(|(sq, m)| (sq / n - m * m).max(0.0))
+            .collect();
+        let to_tensor = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float);
+        Self::new(to_tensor(&mean), to_tensor(&variance), count, mlp, weights)
+    }
+
+    /// The per-channel map of the backward through this BatchNorm and the ELU before it,
+    /// given the sums over rows of the output gradient `g` (`sum_g`) and of `g` times the
+    /// normalised input (`sum_g_xhat`): `dv = (a g + beta + gamma y) elu'(y)`.
+    fn backward_affine(&self, sum_g: &Tensor, sum_g_xhat: &Tensor, count: i64) -> BackwardAffine {
+        let m1 = sum_g / count as f64;
+        let m2 = sum_g_xhat / count as f64;
+        let beta = &self.scale * (-m1 + &self.mean * &m2 * &self.inv_std);
+        let gamma = -(&self.scale * &m2 * &self.inv_std);
+        BackwardAffine {
+            alpha: to_vec(&self.scale),
+            beta: to_vec(&beta),
+            gamma: to_vec(&gamma),
+        }
+    }
+}
+
+/// The autograd-free forward of `encoder` (in training mode) on `z` `[n, S, D]`: logits
+/// `[n, E, K]`, and what [`Saved::backward`] needs.
+pub(super) fn forward(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
+    tch::no_grad(|| forward_inner(encoder, z))
+}
+
+fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
+    let input_shape = z.size();
+    let (n, s, h) = (input_shape[0], encoder.slots, encoder.hidden);
+    let shape = EdgeShape {
+        views: n as usize,
+        slots: s as usize,
+        width: h as usize,
+    };
+    let rows = shape.rows() as i64;
+    let weights = Weights::of(encoder);
+    let [w1, w2, w3, w4] = &weights.mlps;
+
+    let z_rows = z.detach().reshape([n * s, -1]).contiguous();
+    let (h1, mlp1) = node_forward(&encoder.mlp1, w1, &z_rows);
+
+    // mlp2: sender and receiver blocks per node, then the edges.
+    let (sender2, receiver2) = (w2.w1.narrow(1, 0, h), w2.w1.narrow(1, h, h));
+    let from_sender = product(&h1, &sender2, None);
+    let at_receiver = product(&h1, &receiver2, Some(&w2.b1));
+    let mut u2 = Tensor::empty([rows, h], (Kind::Float, Device::Cpu));
+    kernels::elu_of_node_terms(
+        shape,
+        floats(&from_sender),
+        floats(&at_receiver),
+        floats_mut(&mut u2),
+    );
+    let mut y2 = product(&u2, &w2.w2, Some(&w2.b2));
+    let mut y2_receiver_sums = Tensor::empty([n * s, h], (Kind::Float, Device::Cpu));
+    let sums = kernels::elu_with_moments(
+        shape,
+        floats_mut(&mut y2),
+        Some(floats_mut(&mut y2_receiver_sums)),
+    );
+    let norm2 = Norm::from_sums(&sums, rows, &encoder.mlp2, w2);
+
+    // Edge -> node: the mean of e1 = a y2 + c over each receiver's edges, divided by S.
+    let incoming = (&y2_receiver_sums * &norm2.scale + &norm2.shift * (s - 1) as f64) / s as f64;
+    let (h2, mlp3) = node_forward(&encoder.mlp3, w3, &incoming);
+
+    // mlp4: node blocks, and the edge block on e1 = a y2 + c as y2 (C diag a)^T + C c.
+    let (sender4, receiver4) = (w4.w1.narrow(1, 0, h), w4.w1.narrow(1, h, h));
+    let edge4 = w4.w1.narrow(1, 2 * h, h);
+    let from_sender = product(&h2, &sender4, None);
+    let receiver_bias = &w4.b1 + edge4.mv(&norm2.shift);
+    let at_receiver = product(&h2, &receiver4, Some(&receiver_bias));
+    let mut u4 = product(&y2, &(&edge4 * norm2.scale.unsqueeze(0)), None);
+    kernels::elu_add_node_terms(
+        shape,
+        floats_mut(&mut u4),
+        floats(&from_sender),
+        floats(&at_receiver),
+    );
+    let mut y4 = product(&u4, &w4.w2, Some(&w4.b2));
+    let sums = kernels::elu_with_moments(shape, floats_mut(&mut y4), None);
+    let norm4 = Norm::from_sums(&sums, rows, &encoder.mlp4, w4);
+
+    // The output layer on e2 = a y4 + c.
+    let out_weight = &weights.out_weight * norm4.scale.unsqueeze(0);
+    let out_bias = &weights.out_bias + weights.out_weight.mv(&norm4.shift);
+    let logits = y4
+        .linear(&out_weight, Some(&out_bias))
+        .view([n, s * (s - 1), -1]);
+
+    let saved = Saved {
+        shape,
+        input_shape,
+        mlp1,
+        h1,
+        u2,
+        y2,
+        norm2,
+        y2_receiver_sums,
+        mlp3,
+        h2,
+        u4,
+        y4,
+        norm4,
+        weights,
+    };
+    (logits, saved)
+}
+
+impl Saved {
+    /// The gradients of the input and of every variable, given the logits' gradient
+    /// `[n, E, K]`. Consumes the saved tensors (several are overwritten in place).
+    pub fn backward(self, logits_grad: &Tensor) -> Grads {
+        tch::no_grad(|| self.backward_inner(logits_grad))
+    }
+
+    fn backward_inner(mut self, logits_grad: &Tensor) -> Grads {
+        let shape = self.shape;
+        let (s, h) = (shape.slots as i64, shape.width as i64);
+        let rows = shape.rows() as i64;
+        let nodes = shape.views as i64 * s;
+        let weights = &self.weights;
+        let [w1, w2, w3, w4] = &weights.mlps;
+        let (norm2, norm4) = (&self.norm2, &self.norm4);
+
+        // Output layer and mlp4's BatchNorm: the logits' gradient gl [R, K] is of rank K
+        // per row, so the BatchNorm's sums come from gl^T y4 [K, h].
+        let gl = logits_grad.reshape([rows, -1]).contiguous();
+        let sum_gl = gl.sum_dim_intlist(0, false, Kind::Float);
+        let gl_y4 = from_f64(&kernels::low_rank_moments(
+            shape,
+            floats(&gl),
+            floats(&self.y4),
+        ))
+        .view([-1, h]);
+        let out_weight_grad = &gl_y4 * norm4.scale.unsqueeze(0) + sum_gl.outer(&norm4.shift);
+        let out_bias_grad = sum_gl.shallow_clone();
+        let w_out = &weights.out_weight;
+        let beta4_grad = sum_gl.unsqueeze(0).mm(w_out).squeeze_dim(0);
+        let gamma4_grad =
+            ((&gl_y4 - sum_gl.outer(&norm4.mean)) * w_out).sum_dim_intlist(0, false, Kind::Float)
+                * &norm4.inv_std;
+        let affine = norm4.backward_affine(&beta4_grad, &gamma4_grad, rows);
+        let scaled_out = (w_out * norm4.scale.unsqueeze(0)).contiguous();
+        let sums = kernels::affine_backward_low_rank(
+            shape,
+            floats_mut(&mut self.y4),
+            floats(&gl),
+            floats(&scaled_out),
+            &affine,
+        );
+        let dv4 = self.y4;
+        let b2_4_grad = from_f64(&sums.first);
+        let w2_4_grad = dv4.tr().mm(&self.u4);
+        let mut du4 = product_t(&dv4, &w4.w2);
+        drop(dv4);
+
+        // mlp4's first ELU, then its first Linear's sender, receiver and edge blocks.
+        let mut sender4_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
+        let mut receiver4_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
+        kernels::elu_backward_to_nodes(
+            shape,
+            floats_mut(&mut du4),
+            floats(&self.u4),
+            true,
+            floats_mut(&mut sender4_grad),
+            floats_mut(&mut receiver4_grad),
+        );
+        drop(self.u4);
+        let dpre4 = du4;
+        let edge4 = w4.w1.narrow(1, 2 * h, h);
+        let b1_4_grad = receiver4_grad.sum_dim_intlist(0, false, Kind::Float);
+        let edge4_grad =
+            dpre4.tr().mm(&self.y2) * norm2.scale.unsqueeze(0) + b1_4_grad.outer(&norm2.shift);
+        let w1_4_grad = Tensor::cat(
+            &[
+                sender4_grad.tr().mm(&self.h2),
+                receiver4_grad.tr().mm(&self.h2),
+                edge4_grad,
+            ],
+            1,
+        );
+        // e1's gradient from the edge block (its part from mlp3 is added in the pass below).
+        let mut e1_grad = product_t(&dpre4, &edge4);
+        drop(dpre4);
+        let h2_grad = product_t(&sender4_grad, &w4.w1.narrow(1, 0, h))
+            + product_t(&receiver4_grad, &w4.w1.narrow(1, h, h));
+        let (incoming_grad, mlp3_grads) = node_backward(w3, &self.mlp3, &h2_grad);
+        // incoming_i = sum_j e1_ij / S: each edge into i receives q_i = incoming_grad_i / S.
+        let q = (incoming_grad / s as f64).contiguous();
+
+        // mlp2's BatchNorm, with g = e1_grad + q broadcast over each receiver's edges.
+        let moments = kernels::moments_against(shape, floats(&e1_grad), floats(&self.y2));
+        let (sum_g1, sum_g1_y) = (from_f64(&moments.first), from_f64(&moments.second));
+        let sum_q = q.sum_dim_intlist(0, false, Kind::Float);
+        let beta2_grad = &sum_g1 + &sum_q * (s - 1) as f64;
+        let receiver_xhat =
+            (&self.y2_receiver_sums - &norm2.mean * (s - 1) as f64) * &norm2.inv_std;
+        let gamma2_grad = (&sum_g1_y - &norm2.mean * &sum_g1) * &norm2.inv_std
+            + (&q * receiver_xhat).sum_dim_intlist(0, false, Kind::Float);
+        let affine = norm2.backward_affine(&beta2_grad, &gamma2_grad, rows);
+        let sums = kernels::affine_backward_broadcast(
+            shape,
+            floats_mut(&mut e1_grad),
+            floats(&self.y2),
+            floats(&q),
+            &affine,
+        );
+        drop(self.y2);
+        let dv2 = e1_grad;
+        let b2_2_grad = from_f64(&sums.first);
+        let w2_2_grad = dv2.tr().mm(&self.u2);
+        let mut du2 = product_t(&dv2, &w2.w2);
+        drop(dv2);
+
+        // mlp2's first ELU and its first Linear's sender and receiver blocks.
+        let mut sender2_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
+        let mut receiver2_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
+        kernels::elu_backward_to_nodes(
+            shape,
+            floats_mut(&mut du2),
+            floats(&self.u2),
+            false,
+            floats_mut(&mut sender2_grad),
+            floats_mut(&mut receiver2_grad),
+        );
+        drop(du2);
+        let b1_2_grad = receiver2_grad.sum_dim_intlist(0, false, Kind::Float);
+        let w1_2_grad = Tensor::cat(
+            &[
+                sender2_grad.tr().mm(&self.h1),
+                receiver2_grad.tr().mm(&self.h1),
+            ],
+            1,
+        );
+        let h1_grad = product_t(&sender2_grad, &w2.w1.narrow(1, 0, h))
+            + product_t(&receiver2_grad, &w2.w1.narrow(1, h, h));
+        let (z_grad, mlp1_grads) = node_backward(w1, &self.mlp1, &h1_grad);
+
+        let mlp2_grads = MlpGrads {
+            w1: w1_2_grad,
+            b1: b1_2_grad,
+            w2: w2_2_grad,
+            b2: b2_2_grad,
+            gamma: gamma2_grad,
+            beta: beta2_grad,
+        };
+        let mlp4_grads = MlpGrads {
+            w1: w1_4_grad,
+            b1: b1_4_grad,
+            w2: w2_4_grad,
+            b2: b2_4_grad,
+            gamma: gamma4_grad,
+            beta: beta4_grad,
+        };
+        let mut grads = Vec::new();
+        for mlp in [mlp1_grads, mlp2_grads, mlp3_grads, mlp4_grads] {
+            grads.extend(mlp.into_vec());
+        }
+        grads.push(out_weight_grad);
+        grads.push(out_bias_grad);
+        let variables = weights
+            .originals
+            .iter()
+            .map(Tensor::shallow_clone)
+            .zip(grads)
+            .collect();
+        Grads {
+            input: z_grad.view(self.input_shape.as_slice()),
+            variables,
+        }
+    }
+}
+
+/// What a node MLP's backward needs: its input, both ELU outputs, the normalised output
+/// and the BatchNorm's `1 / sigma`.
+#[derive(Debug)]
+struct NodeSaved {
+    input: Tensor,
+    u: Tensor,
+    y: Tensor,
+    xhat: Tensor,
+    inv_std: Tensor,
+}
+
+/// An MLP over node rows `x` `[r, in]` in training mode, without autograd: `[r, h]`.
+fn node_forward(mlp: &Mlp, w: &MlpWeights, x: &Tensor) -> (Tensor, NodeSaved) {
+    let u = product(x, &w.w1, Some(&w.b1)).elu();
+    let y = product(&u, &w.w2, Some(&w.b2)).elu();
+    let rows = y.size()[0];
+    let mean = y.mean_dim(0, false, Kind::Float);
+    let centred = &y - &mean;
+    let variance = centred.square().mean_dim(0, false, Kind::Float);
+    let norm = Norm::new(mean, variance, rows, mlp, w);
+    let xhat = centred * &norm.inv_std;
+    let out = &xhat * &w.gamma + &w.beta;
+    let saved = NodeSaved {
+        input: x.shallow_clone(),
+        u,
+        y,
+        xhat,
+        inv_std: norm.inv_std,
+    };
+    (out, saved)
+}
+
+/// The backward of [`node_forward`] given its output's gradient `[r, h]`: the input's
+/// gradient `[r, in]` and the MLP's variables' gradients.
+fn node_backward(w: &MlpWeights, saved: &NodeSaved, out_grad: &Tensor) -> (Tensor, MlpGrads) {
+    let rows = out_grad.size()[0] as f64;
+    let beta = out_grad.sum_dim_intlist(0, false, Kind::Float);
+    let gamma = (out_grad * &saved.xhat).sum_dim_intlist(0, false, Kind::Float);
+    let y_grad =
+        (out_grad - &beta / rows - &saved.xhat * (&gamma / rows)) * (&w.gamma * &saved.inv_std);
+    let v_grad = y_grad * elu_slope(&saved.y);
+    let w2 = v_grad.tr().mm(&saved.u);
+    let b2 = v_grad.sum_dim_intlist(0, false, Kind::Float);
+    let p_grad = product_t(&v_grad, &w.w2) * elu_slope(&saved.u);
+    let w1 = p_grad.tr().mm(&saved.input);
+    let b1 = p_grad.sum_dim_intlist(0, false, Kind::Float);
+    let input = product_t(&p_grad, &w.w1);
+    let grads = MlpGrads {
+        w1,
+        b1,
+        w2,
+        b2,
+        gamma,
+        beta,
+    };
+    (input, grads)
+}
+
+/// The ELU's derivative from its result: 1 where `y > 0`, `y + 1` elsewhere.
+fn elu_slope(y: &Tensor) -> Tensor {
+    y.clamp_max(0.0) + 1.0
+}
+
+/// `x W^T (+ b)`: `x` `[r, in]`, `w` `[out, in]` -> `[r, out]`, contiguous.
+fn product(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
+    pointwise_conv(&x.contiguous(), &w.contiguous(), bias).contiguous()
+}
+
+/// `g W`: `g` `[r, out]`, `w` `[out, in]` -> `[r, in]`, contiguous.
+fn product_t(g: &Tensor, w: &Tensor) -> Tensor {
+    product(g, &w.tr(), None)
+}
+
+/// The numbers of a contiguous f32 CPU tensor.
+fn floats(t: &Tensor) -> &[f32] {
+    assert_float_buffer(t);
+    // SAFETY: a contiguous f32 CPU tensor holds `numel` floats at `data_ptr`, alive while
+    // `t` is borrowed.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// The numbers of a contiguous f32 CPU tensor, to write.
+fn floats_mut(t: &mut Tensor) -> &mut [f32] {
+    assert_float_buffer(t);
+    // SAFETY: as in `floats`; the tensors given here own their storage alone.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
+}
+
+fn assert_float_buffer(t: &Tensor) {
+    assert!(
+        t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous(),
+        "expected a contiguous f32 CPU tensor, got {:?} on {:?}",
+        t.kind(),
+        t.device()
+    );
+}
+
+fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t.contiguous();
+    floats(&t).to_vec()
+}
+
+fn from_f64(v: &[f64]) -> Tensor {
+    Tensor::from_slice(v).to_kind(Kind::Float)
+}
