@@ -6,8 +6,8 @@ use tch::{Device, Kind, Tensor};
 
 use super::layers;
 
-mod edge_kernels;
 pub mod fused;
+mod kernels;
 
 /// Linear -> ELU -> Linear -> ELU -> BatchNorm1d, the normalisation over all rows.
 #[derive(Debug)]

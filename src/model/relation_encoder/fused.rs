@@ -1,7 +1,7 @@
 //! The relation encoder's training forward and its backward written out by hand, for fp32
 //! on the CPU: the same function as [`RelationEncoder::forward`], with every element-wise
 //! pass over the `[R, h]` edge tensors (`R = n S (S - 1)` edges) fused into one of
-//! [`super::edge_kernels`].
+//! [`super::kernels`].
 //!
 //! Autograd would run each ELU, BatchNorm, gather and sum as its own pass and keep each
 //! result; here the edge section of a step keeps four `[R, h]` tensors (the inputs of the
@@ -18,7 +18,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::edge_kernels::{self as kernels, BackwardAffine, ChannelSums, EdgeShape};
+use super::kernels::{self, BackwardAffine, ChannelSums, EdgeShape};
 use super::{pointwise_conv, Mlp, RelationEncoder};
 
 /// `nn::BatchNorm`'s defaults, which the encoder's BatchNorms are built with.
@@ -365,7 +365,7 @@ impl Saved {
         drop(dpre4);
         let h2_grad = product_t(&sender4_grad, &w4.w1.narrow(1, 0, h))
             + product_t(&receiver4_grad, &w4.w1.narrow(1, h, h));
-        let (incoming_grad, mlp3_grads) = node_backward(w3, &self.mlp3, &h2_grad);
+        let (incoming_grad, mlp3_grads) = node_backward(w3, &self.mlp3, h2_grad);
         // incoming_i = sum_j e1_ij / S: each edge into i receives q_i = incoming_grad_i / S.
         let q = (incoming_grad / s as f64).contiguous();
 
@@ -415,7 +415,7 @@ impl Saved {
         );
         let h1_grad = product_t(&sender2_grad, &w2.w1.narrow(1, 0, h))
             + product_t(&receiver2_grad, &w2.w1.narrow(1, h, h));
-        let (z_grad, mlp1_grads) = node_backward(w1, &self.mlp1, &h1_grad);
+        let (z_grad, mlp1_grads) = node_backward(w1, &self.mlp1, h1_grad);
 
         let mlp2_grads = MlpGrads {
             w1: w1_2_grad,
@@ -452,52 +452,59 @@ impl Saved {
     }
 }
 
-/// What a node MLP's backward needs: its input, both ELU outputs, the normalised output
-/// and the BatchNorm's `1 / sigma`.
+/// What a node MLP's backward needs: its input, both ELU outputs and the BatchNorm.
 #[derive(Debug)]
 struct NodeSaved {
     input: Tensor,
     u: Tensor,
     y: Tensor,
-    xhat: Tensor,
-    inv_std: Tensor,
+    norm: Norm,
 }
 
 /// An MLP over node rows `x` `[r, in]` in training mode, without autograd: `[r, h]`.
 fn node_forward(mlp: &Mlp, w: &MlpWeights, x: &Tensor) -> (Tensor, NodeSaved) {
-    let u = product(x, &w.w1, Some(&w.b1)).elu();
-    let y = product(&u, &w.w2, Some(&w.b2)).elu();
+    let mut u = product(x, &w.w1, Some(&w.b1));
+    let width = u.size()[1];
+    kernels::elu_rows(width as usize, floats_mut(&mut u));
+    let mut y = product(&u, &w.w2, Some(&w.b2));
+    let sums = kernels::elu_rows_with_moments(width as usize, floats_mut(&mut y));
     let rows = y.size()[0];
-    let mean = y.mean_dim(0, false, Kind::Float);
-    let centred = &y - &mean;
-    let variance = centred.square().mean_dim(0, false, Kind::Float);
-    let norm = Norm::new(mean, variance, rows, mlp, w);
-    let xhat = centred * &norm.inv_std;
-    let out = &xhat * &w.gamma + &w.beta;
+    let norm = Norm::from_sums(&sums, rows, mlp, w);
+    let mut out = Tensor::empty([rows, width], (Kind::Float, Device::Cpu));
+    kernels::affine_rows(
+        width as usize,
+        floats(&y),
+        &to_vec(&norm.scale),
+        &to_vec(&norm.shift),
+        floats_mut(&mut out),
+    );
     let saved = NodeSaved {
         input: x.shallow_clone(),
         u,
         y,
-        xhat,
-        inv_std: norm.inv_std,
+        norm,
     };
     (out, saved)
 }
 
-/// The backward of [`node_forward`] given its output's gradient `[r, h]`: the input's
-/// gradient `[r, in]` and the MLP's variables' gradients.
-fn node_backward(w: &MlpWeights, saved: &NodeSaved, out_grad: &Tensor) -> (Tensor, MlpGrads) {
-    let rows = out_grad.size()[0] as f64;
-    let beta = out_grad.sum_dim_intlist(0, false, Kind::Float);
-    let gamma = (out_grad * &saved.xhat).sum_dim_intlist(0, false, Kind::Float);
-    let y_grad =
-        (out_grad - &beta / rows - &saved.xhat * (&gamma / rows)) * (&w.gamma * &saved.inv_std);
-    let v_grad = y_grad * elu_slope(&saved.y);
+/// The backward of [`node_forward`] given its output's gradient `[r, h]` (overwritten):
+/// the input's gradient `[r, in]` and the MLP's variables' gradients.
+fn node_backward(w: &MlpWeights, saved: &NodeSaved, mut out_grad: Tensor) -> (Tensor, MlpGrads) {
+    let (rows, width) = (out_grad.size()[0], out_grad.size()[1] as usize);
+    let norm = &saved.norm;
+    let moments = kernels::moments_against_rows(width, floats(&out_grad), floats(&saved.y));
+    let beta = from_f64(&moments.first);
+    let gamma = (from_f64(&moments.second) - &norm.mean * &beta) * &norm.inv_std;
+    let affine = norm.backward_affine(&beta, &gamma, rows);
+    let sums =
+        kernels::affine_backward_rows(width, floats_mut(&mut out_grad), floats(&saved.y), &affine);
+    let v_grad = out_grad;
     let w2 = v_grad.tr().mm(&saved.u);
-    let b2 = v_grad.sum_dim_intlist(0, false, Kind::Float);
-    let p_grad = product_t(&v_grad, &w.w2) * elu_slope(&saved.u);
+    let b2 = from_f64(&sums.first);
+    let mut p_grad = product_t(&v_grad, &w.w2);
+    let sums = kernels::elu_backward_rows(width, floats_mut(&mut p_grad), floats(&saved.u));
     let w1 = p_grad.tr().mm(&saved.input);
-    let b1 = p_grad.sum_dim_intlist(0, false, Kind::Float);
+    let b1 = from_f64(&sums.first);
     let input = product_t(&p_grad, &w.w1);
     let grads = MlpGrads {
         w1,
@@ -508,11 +515,6 @@ fn node_backward(w: &MlpWeights, saved: &NodeSaved, out_grad: &Tensor) -> (Tenso
         beta,
     };
     (input, grads)
-}
-
-/// The ELU's derivative from its result: 1 where `y > 0`, `y + 1` elsewhere.
-fn elu_slope(y: &Tensor) -> Tensor {
-    y.clamp_max(0.0) + 1.0
 }
 
 /// `x W^T (+ b)`: `x` `[r, in]`, `w` `[out, in]` -> `[r, out]`, contiguous.

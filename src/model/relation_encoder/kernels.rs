@@ -17,27 +17,27 @@ use rayon::prelude::*;
 /// `3e-10`), then `2^k expm1(r) + (2^k - 1)`. Written without branches so that loops over
 /// it vectorise.
 #[inline(always)]
-fn expm1_nonpositive(x: f32) -> f32 {
+fn expm1_nonpositive<M: Madd>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
     // Adding 1.5 * 2^23 rounds to an integer held in the low mantissa bits.
     const ROUND: f32 = 12_582_912.0;
     let x = x.max(-87.0);
-    let shifted = x * LOG2E + ROUND;
+    let shifted = M::madd(x, LOG2E, ROUND);
     let k = shifted - ROUND;
     let k_int = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
-    let r = (x - k * LN2_HI) - k * LN2_LO;
+    let r = M::madd(-k, LN2_LO, M::madd(-k, LN2_HI, x));
     let series = 1.0 / 40320.0;
-    let series = series * r + 1.0 / 5040.0;
-    let series = series * r + 1.0 / 720.0;
-    let series = series * r + 1.0 / 120.0;
-    let series = series * r + 1.0 / 24.0;
-    let series = series * r + 1.0 / 6.0;
-    let series = series * r + 0.5;
-    let expm1_r = (series * r) * r + r;
+    let series = M::madd(series, r, 1.0 / 5040.0);
+    let series = M::madd(series, r, 1.0 / 720.0);
+    let series = M::madd(series, r, 1.0 / 120.0);
+    let series = M::madd(series, r, 1.0 / 24.0);
+    let series = M::madd(series, r, 1.0 / 6.0);
+    let series = M::madd(series, r, 0.5);
+    let expm1_r = M::madd(series * r, r, r);
     let scale = f32::from_bits((k_int.wrapping_add(127) << 23) as u32);
-    scale * expm1_r + (scale - 1.0)
+    M::madd(scale, expm1_r, scale - 1.0)
 }
 
 /// ELU with alpha 1, as `max(x, 0) + expm1(min(x, 0))` (`expm1(0)` is exactly 0 here).
@@ -46,8 +46,34 @@ fn expm1_nonpositive(x: f32) -> f32 {
 /// compiler see that nothing changes where `x > 0` and emit masked stores, which are slow
 /// on some CPUs.
 #[inline(always)]
-pub(crate) fn elu(x: f32) -> f32 {
-    x.max(0.0) + expm1_nonpositive(x.min(0.0))
+pub(crate) fn elu<M: Madd>(x: f32) -> f32 {
+    x.max(0.0) + expm1_nonpositive::<M>(x.min(0.0))
+}
+
+/// `a b + c`, fused into one rounding ([`Fused`], where the CPU has FMA) or not
+/// ([`Separate`]).
+pub(crate) trait Madd {
+    fn madd(a: f32, b: f32, c: f32) -> f32;
+}
+
+/// [`Madd`] with one rounding: only where the CPU has FMA (elsewhere a slow library call).
+pub(crate) struct Fused;
+
+/// [`Madd`] as a product and a sum.
+pub(crate) struct Separate;
+
+impl Madd for Fused {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a.mul_add(b, c)
+    }
+}
+
+impl Madd for Separate {
+    #[inline(always)]
+    fn madd(a: f32, b: f32, c: f32) -> f32 {
+        a * b + c
+    }
 }
 
 /// The ELU's derivative from its result `y`: 1 for `y > 0`, `y + 1` otherwise.
@@ -56,10 +82,11 @@ fn elu_slope(y: f32) -> f32 {
     y.min(0.0) + 1.0
 }
 
-/// Runs `$call` (a call of an `#[inline(always)]` function) compiled for AVX2 and FMA
-/// when the CPU has them, else for the baseline.
+/// Runs `$call` (a call of `#[inline(always)]` functions) compiled for AVX2 and FMA when
+/// the CPU has them, else for the baseline; with `M => $call`, `M` names the [`Madd`] to
+/// use ([`Fused`] or [`Separate`]).
 macro_rules! with_simd {
-    ($call:expr) => {{
+    ($m:ident => $call:expr) => {{
         #[cfg(target_arch = "x86_64")]
         {
             #[target_feature(enable = "avx2,fma")]
@@ -67,17 +94,26 @@ macro_rules! with_simd {
                 f()
             }
             if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+                #[allow(dead_code)]
+                type $m = Fused;
                 // SAFETY: the features were detected on this CPU.
                 unsafe { wide(|| $call) }
             } else {
+                #[allow(dead_code)]
+                type $m = Separate;
                 $call
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
+            #[allow(dead_code)]
+            type $m = Separate;
             $call
         }
     }};
+    ($call:expr) => {
+        with_simd!(Unused => $call)
+    };
 }
 
 /// The sizes of an edge tensor.
@@ -205,18 +241,24 @@ pub(crate) fn elu_of_node_terms(
         .zip(sender.par_chunks(shape.node_len()))
         .zip(receiver.par_chunks(shape.node_len()))
         .for_each(|((out, sender), receiver)| {
-            with_simd!(elu_of_node_terms_view(s, h, sender, receiver, out))
+            with_simd!(M => elu_of_node_terms_view::<M>(s, h, sender, receiver, out))
         });
 }
 
 #[inline(always)]
-fn elu_of_node_terms_view(s: usize, h: usize, sender: &[f32], receiver: &[f32], out: &mut [f32]) {
+fn elu_of_node_terms_view<M: Madd>(
+    s: usize,
+    h: usize,
+    sender: &[f32],
+    receiver: &[f32],
+    out: &mut [f32],
+) {
     for (row, out) in out.chunks_exact_mut(h).enumerate() {
         let (i, j) = endpoints(row, s);
         let sender = &sender[j * h..(j + 1) * h];
         let receiver = &receiver[i * h..(i + 1) * h];
         for ((o, a), b) in out.iter_mut().zip(sender).zip(receiver) {
-            *o = elu(a + b);
+            *o = elu::<M>(a + b);
         }
     }
 }
@@ -234,18 +276,24 @@ pub(crate) fn elu_add_node_terms(
         .zip(sender.par_chunks(shape.node_len()))
         .zip(receiver.par_chunks(shape.node_len()))
         .for_each(|((x, sender), receiver)| {
-            with_simd!(elu_add_node_terms_view(s, h, sender, receiver, x))
+            with_simd!(M => elu_add_node_terms_view::<M>(s, h, sender, receiver, x))
         });
 }
 
 #[inline(always)]
-fn elu_add_node_terms_view(s: usize, h: usize, sender: &[f32], receiver: &[f32], x: &mut [f32]) {
+fn elu_add_node_terms_view<M: Madd>(
+    s: usize,
+    h: usize,
+    sender: &[f32],
+    receiver: &[f32],
+    x: &mut [f32],
+) {
     for (row, x) in x.chunks_exact_mut(h).enumerate() {
         let (i, j) = endpoints(row, s);
         let sender = &sender[j * h..(j + 1) * h];
         let receiver = &receiver[i * h..(i + 1) * h];
         for ((x, a), b) in x.iter_mut().zip(sender).zip(receiver) {
-            *x = elu(*x + a + b);
+            *x = elu::<M>(*x + a + b);
         }
     }
 }
@@ -267,18 +315,22 @@ pub(crate) fn elu_with_moments(
             let items = x
                 .par_chunks_mut(shape.edge_len())
                 .zip(sums.par_chunks_mut(shape.node_len()));
-            per_view_sums(h, items, |(x, node), sum, square| {
-                with_simd!(elu_with_moments_view(s, h, x, Some(node), sum, square))
-            })
+            per_view_sums(
+                h,
+                items,
+                |(x, node), sum, square| with_simd!(M => elu_with_moments_view::<M>(s, h, x, Some(node), sum, square)),
+            )
         }
-        None => per_view_sums(h, x.par_chunks_mut(shape.edge_len()), |x, sum, square| {
-            with_simd!(elu_with_moments_view(s, h, x, None, sum, square))
-        }),
+        None => per_view_sums(
+            h,
+            x.par_chunks_mut(shape.edge_len()),
+            |x, sum, square| with_simd!(M => elu_with_moments_view::<M>(s, h, x, None, sum, square)),
+        ),
     }
 }
 
 #[inline(always)]
-fn elu_with_moments_view(
+fn elu_with_moments_view<M: Madd>(
     s: usize,
     h: usize,
     x: &mut [f32],
@@ -289,7 +341,7 @@ fn elu_with_moments_view(
     for (i, receiver) in x.chunks_exact_mut((s - 1) * h).enumerate() {
         for row in receiver.chunks_exact_mut(h) {
             for ((x, sum), square) in row.iter_mut().zip(sum.iter_mut()).zip(square.iter_mut()) {
-                let y = elu(*x);
+                let y = elu::<M>(*x);
                 *x = y;
                 *sum += y;
                 *square += y * y;
@@ -374,10 +426,17 @@ fn affine_backward_broadcast_view(
     for (row, (g, y)) in g.chunks_exact_mut(h).zip(y.chunks_exact(h)).enumerate() {
         let i = row / (s - 1);
         let q = &q[i * h..(i + 1) * h];
-        for c in 0..h {
-            let dv = (alpha[c] * (g[c] + q[c]) + beta[c] + gamma[c] * y[c]) * elu_slope(y[c]);
-            g[c] = dv;
-            sum[c] += dv;
+        let coefficients = alpha.iter().zip(beta).zip(gamma);
+        for ((((g, y), q), ((alpha, beta), gamma)), sum) in g
+            .iter_mut()
+            .zip(y)
+            .zip(q)
+            .zip(coefficients)
+            .zip(sum.iter_mut())
+        {
+            let dv = (alpha * (*g + q) + beta + gamma * y) * elu_slope(*y);
+            *g = dv;
+            *sum += dv;
         }
     }
 }
@@ -487,6 +546,150 @@ fn elu_backward_to_nodes_view(
     }
 }
 
+/// Rows per parallel block of the row passes below (node tensors `[r, h]`).
+const ROWS_PER_BLOCK: usize = 64;
+
+/// `x = elu(x)` in place over rows of `width`.
+pub(crate) fn elu_rows(width: usize, x: &mut [f32]) {
+    check_rows(width, &[x]);
+    x.par_chunks_mut(ROWS_PER_BLOCK * width)
+        .for_each(|x| with_simd!(M => elu_slice::<M>(x)));
+}
+
+#[inline(always)]
+fn elu_slice<M: Madd>(x: &mut [f32]) {
+    for x in x.iter_mut() {
+        *x = elu::<M>(*x);
+    }
+}
+
+/// `x = elu(x)` in place over rows of `width`, returning the per-channel sums of the
+/// result and of its square.
+pub(crate) fn elu_rows_with_moments(width: usize, x: &mut [f32]) -> ChannelSums {
+    check_rows(width, &[x]);
+    per_view_sums(
+        width,
+        x.par_chunks_mut(ROWS_PER_BLOCK * width),
+        |x, sum, square| with_simd!(M => elu_rows_with_moments_block::<M>(width, x, sum, square)),
+    )
+}
+
+#[inline(always)]
+fn elu_rows_with_moments_block<M: Madd>(
+    h: usize,
+    x: &mut [f32],
+    sum: &mut [f32],
+    square: &mut [f32],
+) {
+    for row in x.chunks_exact_mut(h) {
+        for ((x, sum), square) in row.iter_mut().zip(sum.iter_mut()).zip(square.iter_mut()) {
+            let y = elu::<M>(*x);
+            *x = y;
+            *sum += y;
+            *square += y * y;
+        }
+    }
+}
+
+/// `out = scale * y + shift` per channel over rows of `width`.
+pub(crate) fn affine_rows(width: usize, y: &[f32], scale: &[f32], shift: &[f32], out: &mut [f32]) {
+    check_rows(width, &[y, out]);
+    assert!(
+        scale.len() == width && shift.len() == width,
+        "per-channel map of {width}"
+    );
+    out.par_chunks_mut(ROWS_PER_BLOCK * width)
+        .zip(y.par_chunks(ROWS_PER_BLOCK * width))
+        .for_each(|(out, y)| {
+            with_simd!(
+                for (out, y) in out.chunks_exact_mut(width).zip(y.chunks_exact(width)) {
+                    for (((o, y), a), c) in out.iter_mut().zip(y).zip(scale).zip(shift) {
+                        *o = a * y + c;
+                    }
+                }
+            )
+        });
+}
+
+/// Per-channel sums of `g` and of `g * y` over rows of `width`.
+pub(crate) fn moments_against_rows(width: usize, g: &[f32], y: &[f32]) -> ChannelSums {
+    check_rows(width, &[g, y]);
+    let block = ROWS_PER_BLOCK * width;
+    let items = g.par_chunks(block).zip(y.par_chunks(block));
+    per_view_sums(width, items, |(g, y), sum, product| {
+        with_simd!(moments_against_view(width, g, y, sum, product))
+    })
+}
+
+/// `g = (alpha * g + beta + gamma * y) * elu'(y)` in place over rows of `width`; returns
+/// the per-channel sums of the new `g` (in `first`).
+pub(crate) fn affine_backward_rows(
+    width: usize,
+    g: &mut [f32],
+    y: &[f32],
+    affine: &BackwardAffine,
+) -> ChannelSums {
+    check_rows(width, &[g, y]);
+    let block = ROWS_PER_BLOCK * width;
+    let items = g.par_chunks_mut(block).zip(y.par_chunks(block));
+    per_view_sums(width, items, |(g, y), sum, _| {
+        with_simd!(affine_backward_rows_block(width, g, y, affine, sum))
+    })
+}
+
+#[inline(always)]
+fn affine_backward_rows_block(
+    h: usize,
+    g: &mut [f32],
+    y: &[f32],
+    affine: &BackwardAffine,
+    sum: &mut [f32],
+) {
+    let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    for (g, y) in g.chunks_exact_mut(h).zip(y.chunks_exact(h)) {
+        let coefficients = alpha.iter().zip(beta).zip(gamma);
+        for (((g, y), ((alpha, beta), gamma)), sum) in
+            g.iter_mut().zip(y).zip(coefficients).zip(sum.iter_mut())
+        {
+            let dv = (alpha * *g + beta + gamma * y) * elu_slope(*y);
+            *g = dv;
+            *sum += dv;
+        }
+    }
+}
+
+/// `du = du * elu'(u)` in place over rows of `width`; returns the per-channel sums of the
+/// new `du` (in `first`).
+pub(crate) fn elu_backward_rows(width: usize, du: &mut [f32], u: &[f32]) -> ChannelSums {
+    check_rows(width, &[du, u]);
+    let block = ROWS_PER_BLOCK * width;
+    let items = du.par_chunks_mut(block).zip(u.par_chunks(block));
+    per_view_sums(width, items, |(du, u), sum, _| {
+        with_simd!(
+            for (du, u) in du.chunks_exact_mut(width).zip(u.chunks_exact(width)) {
+                for ((du, u), sum) in du.iter_mut().zip(u).zip(sum.iter_mut()) {
+                    let d = *du * elu_slope(*u);
+                    *du = d;
+                    *sum += d;
+                }
+            }
+        )
+    })
+}
+
+/// Panics unless every slice holds whole rows of `width`, all as many.
+fn check_rows(width: usize, slices: &[&[f32]]) {
+    assert!(width > 0, "rows of no width");
+    let len = slices[0].len();
+    for s in slices {
+        assert!(
+            s.len() == len && len % width == 0,
+            "{} numbers for rows of {width}",
+            s.len()
+        );
+    }
+}
+
 /// `(receiver i, sender j)` of edge row `row` within a view.
 #[inline(always)]
 fn endpoints(row: usize, s: usize) -> (usize, usize) {
@@ -555,11 +758,14 @@ mod tests {
             .map(|i| i as f32 * 5e-3)
             .chain([-1e-30, -1e-7, -90.0, -1e4])
             .collect();
-        let ours: Vec<f32> = xs.iter().map(|&x| elu(x)).collect();
         let theirs = floats(&Tensor::from_slice(&xs).elu());
-        for ((x, a), b) in xs.iter().zip(&ours).zip(&theirs) {
-            let error = (a - b).abs() / b.abs().max(1e-30);
-            assert!(error < 4e-7, "elu({x}) = {a}, libtorch {b}");
+        let fused: Vec<f32> = xs.iter().map(|&x| elu::<Fused>(x)).collect();
+        let separate: Vec<f32> = xs.iter().map(|&x| elu::<Separate>(x)).collect();
+        for ours in [fused, separate] {
+            for ((x, a), b) in xs.iter().zip(&ours).zip(&theirs) {
+                let error = (a - b).abs() / b.abs().max(1e-30);
+                assert!(error < 4e-7, "elu({x}) = {a}, libtorch {b}");
+            }
         }
     }
 
