@@ -886,4 +886,67 @@ mod tests {
         }
         let _ = edges;
     }
+    #[test]
+    fn row_passes_follow_their_formulas() {
+        // 131 rows: two whole blocks and a partial one.
+        let (x, g) = crate::test_rng::seeded(5, || {
+            let opts = (Kind::Float, Device::Cpu);
+            (
+                Tensor::randn([131, 5], opts) * 2.0,
+                Tensor::randn([131, 5], opts),
+            )
+        });
+        let y = x.elu();
+        let mut ours = floats(&x);
+        elu_rows(5, &mut ours);
+        assert!(relative(&tensor(&ours, &[131, 5]), &y) < 1e-6);
+        let mut ours = floats(&x);
+        let sums = elu_rows_with_moments(5, &mut ours);
+        assert!(relative(&tensor(&ours, &[131, 5]), &y) < 1e-6);
+        let sum = y.sum_dim_intlist(0, false, Kind::Double);
+        let square = y.square().sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&sums.first), &sum) < 1e-6);
+        assert!(relative(&Tensor::from_slice(&sums.second), &square) < 1e-6);
+
+        let (scale, shift) = (
+            [0.5f32, -1.0, 2.0, 0.25, 1.5],
+            [0.1f32, 0.2, -0.3, 0.0, 1.0],
+        );
+        let mut out = vec![0.0; 131 * 5];
+        affine_rows(5, &floats(&y), &scale, &shift, &mut out);
+        let expected = &y * Tensor::from_slice(&scale) + Tensor::from_slice(&shift);
+        assert!(relative(&tensor(&out, &[131, 5]), &expected) < 1e-6);
+
+        let moments = moments_against_rows(5, &floats(&g), &floats(&y));
+        let expected = (&g * &y).sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&moments.second), &expected) < 1e-6);
+
+        let affine = BackwardAffine {
+            alpha: scale.to_vec(),
+            beta: shift.to_vec(),
+            gamma: vec![-0.2, 0.3, 0.0, 1.0, 0.5],
+        };
+        let row = |v: &[f32]| Tensor::from_slice(v);
+        let slope = y.clamp_max(0.0) + 1.0;
+        let expected =
+            (&g * row(&affine.alpha) + row(&affine.beta) + &y * row(&affine.gamma)) * &slope;
+        let mut ours = floats(&g);
+        let sums = affine_backward_rows(5, &mut ours, &floats(&y), &affine);
+        assert!(relative(&tensor(&ours, &[131, 5]), &expected) < 1e-6);
+        let total = expected.sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&sums.first), &total) < 1e-5);
+
+        let mut ours = floats(&g);
+        let sums = elu_backward_rows(5, &mut ours, &floats(&y));
+        let expected = &g * &slope;
+        assert!(relative(&tensor(&ours, &[131, 5]), &expected) < 1e-6);
+        let total = expected.sum_dim_intlist(0, false, Kind::Double);
+        assert!(relative(&Tensor::from_slice(&sums.first), &total) < 1e-5);
+    }
+
+    #[test]
+    #[should_panic(expected = "numbers for rows of 5")]
+    fn row_passes_refuse_partial_rows() {
+        elu_rows(5, &mut [0.0; 12]);
+    }
 }
