@@ -1,8 +1,10 @@
 //! The networks: backbones, relation head, relation encoder, Gumbel-softmax, critic.
 
 pub mod backbone;
+mod batch_stats;
 pub mod conv4;
 pub mod gumbel;
+mod kernels;
 mod layers;
 pub mod network;
 pub mod precision;

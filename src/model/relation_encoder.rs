@@ -7,7 +7,6 @@ use tch::{Device, Kind, Tensor};
 use super::layers;
 
 pub mod fused;
-mod kernels;
 
 /// Linear -> ELU -> Linear -> ELU -> BatchNorm1d, the normalisation over all rows.
 #[derive(Debug)]

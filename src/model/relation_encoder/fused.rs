@@ -18,12 +18,9 @@
 
 use tch::{Device, Kind, Tensor};
 
-use super::kernels::{self, BackwardAffine, ChannelSums, EdgeShape};
 use super::{pointwise_conv, Mlp, RelationEncoder};
-
-/// `nn::BatchNorm`'s defaults, which the encoder's BatchNorms are built with.
-const BATCH_NORM_EPS: f64 = 1e-5;
-const BATCH_NORM_MOMENTUM: f64 = 0.1;
+use crate::model::batch_stats::BatchStats as Norm;
+use crate::model::kernels::{self, floats, floats_mut, from_f64, to_vec, EdgeShape};
 
 /// Whether [`forward`] computes `encoder` on `z`: fp32 on the CPU, no other compute kind.
 pub(super) fn applies(encoder: &RelationEncoder, z: &Tensor) -> bool {
@@ -86,8 +83,6 @@ struct MlpWeights {
     b1: Tensor,
     w2: Tensor,
     b2: Tensor,
-    gamma: Tensor,
-    beta: Tensor,
 }
 
 impl Weights {
@@ -97,13 +92,17 @@ impl Weights {
             originals.push(t.shallow_clone());
             t.detach()
         };
-        let mut mlp = |m: &Mlp| MlpWeights {
-            w1: take(&m.linear1.ws),
-            b1: take(m.linear1.bs.as_ref().expect("Linear with bias")),
-            w2: take(&m.linear2.ws),
-            b2: take(m.linear2.bs.as_ref().expect("Linear with bias")),
-            gamma: take(m.bn.ws.as_ref().expect("affine BatchNorm")),
-            beta: take(m.bn.bs.as_ref().expect("affine BatchNorm")),
+        let mut mlp = |m: &Mlp| {
+            let weights = MlpWeights {
+                w1: take(&m.linear1.ws),
+                b1: take(m.linear1.bs.as_ref().expect("Linear with bias")),
+                w2: take(&m.linear2.ws),
+                b2: take(m.linear2.bs.as_ref().expect("Linear with bias")),
+            };
+            // The BatchNorm's variables, whose values `BatchStats` reads from the layer.
+            let _ = take(m.bn.ws.as_ref().expect("affine BatchNorm"));
+            let _ = take(m.bn.bs.as_ref().expect("affine BatchNorm"));
+            weights
         };
         let mlps = [
             mlp(&encoder.mlp1),
@@ -136,66 +135,6 @@ struct MlpGrads {
 impl MlpGrads {
     fn into_vec(self) -> Vec<Tensor> {
         vec![self.w1, self.b1, self.w2, self.b2, self.gamma, self.beta]
-    }
-}
-
-/// A BatchNorm's training statistics as the affine map `a y + c`: `[h]` each.
-#[derive(Debug)]
-struct Norm {
-    mean: Tensor,
-    inv_std: Tensor,
-    scale: Tensor,
-    shift: Tensor,
-}
-
-impl Norm {
-    /// From the per-channel mean and biased variance over `count` rows; updates the
-    /// running statistics of `mlp`'s BatchNorm as `nn::BatchNorm` does.
-    fn new(mean: Tensor, variance: Tensor, count: i64, mlp: &Mlp, weights: &MlpWeights) -> Self {
-        let unbiased = &variance * (count as f64 / (count - 1).max(1) as f64);
-        let mut running_mean = mlp.bn.running_mean.shallow_clone();
-        let mut running_var = mlp.bn.running_var.shallow_clone();
-        let m = BATCH_NORM_MOMENTUM;
-        let _ = running_mean.g_mul_scalar_(1.0 - m).g_add_(&(&mean * m));
-        let _ = running_var.g_mul_scalar_(1.0 - m).g_add_(&(unbiased * m));
-        let inv_std = (variance + BATCH_NORM_EPS).rsqrt();
-        let scale = &weights.gamma * &inv_std;
-        let shift = &weights.beta - &mean * &scale;
-        Self {
-            mean,
-            inv_std,
-            scale,
-            shift,
-        }
-    }
-
-    /// From the sums of an edge pass over `count` rows.
-    fn from_sums(sums: &ChannelSums, count: i64, mlp: &Mlp, weights: &MlpWeights) -> Self {
-        let n = count as f64;
-        let mean: Vec<f64> = sums.first.iter().map(|s| s / n).collect();
-        let variance: Vec<f64> = sums
-            .second
-            .iter()
-            .zip(&mean)
-            .map(|(sq, m)| (sq / n - m * m).max(0.0))
-            .collect();
-        let to_tensor = |v: &[f64]| Tensor::from_slice(v).to_kind(Kind::Float);
-        Self::new(to_tensor(&mean), to_tensor(&variance), count, mlp, weights)
-    }
-
-    /// The per-channel map of the backward through this BatchNorm and the ELU before it,
-    /// given the sums over rows of the output gradient `g` (`sum_g`) and of `g` times the
-    /// normalised input (`sum_g_xhat`): `dv = (a g + beta + gamma y) elu'(y)`.
-    fn backward_affine(&self, sum_g: &Tensor, sum_g_xhat: &Tensor, count: i64) -> BackwardAffine {
-        let m1 = sum_g / count as f64;
-        let m2 = sum_g_xhat / count as f64;
-        let beta = &self.scale * (-m1 + &self.mean * &m2 * &self.inv_std);
-        let gamma = -(&self.scale * &m2 * &self.inv_std);
-        BackwardAffine {
-            alpha: to_vec(&self.scale),
-            beta: to_vec(&beta),
-            gamma: to_vec(&gamma),
-        }
     }
 }
 
@@ -238,7 +177,7 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
         floats_mut(&mut y2),
         Some(floats_mut(&mut y2_receiver_sums)),
     );
-    let norm2 = Norm::from_sums(&sums, rows, &encoder.mlp2, w2);
+    let norm2 = Norm::from_sums(&sums, rows, &encoder.mlp2.bn);
 
     // Edge -> node: the mean of e1 = a y2 + c over each receiver's edges, divided by S.
     let incoming = (&y2_receiver_sums * &norm2.scale + &norm2.shift * (s - 1) as f64) / s as f64;
@@ -259,7 +198,7 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
     );
     let mut y4 = product(&u4, &w4.w2, Some(&w4.b2));
     let sums = kernels::elu_with_moments(shape, floats_mut(&mut y4), None);
-    let norm4 = Norm::from_sums(&sums, rows, &encoder.mlp4, w4);
+    let norm4 = Norm::from_sums(&sums, rows, &encoder.mlp4.bn);
 
     // The output layer on e2 = a y4 + c.
     let out_weight = &weights.out_weight * norm4.scale.unsqueeze(0);
@@ -371,13 +310,13 @@ impl Saved {
 
         // mlp2's BatchNorm, with g = e1_grad + q broadcast over each receiver's edges.
         let moments = kernels::moments_against(shape, floats(&e1_grad), floats(&self.y2));
-        let (sum_g1, sum_g1_y) = (from_f64(&moments.first), from_f64(&moments.second));
+        let (gamma_edges, beta_edges) =
+            norm2.affine_grads(&from_f64(&moments.first), &from_f64(&moments.second));
         let sum_q = q.sum_dim_intlist(0, false, Kind::Float);
-        let beta2_grad = &sum_g1 + &sum_q * (s - 1) as f64;
+        let beta2_grad = beta_edges + &sum_q * (s - 1) as f64;
         let receiver_xhat =
             (&self.y2_receiver_sums - &norm2.mean * (s - 1) as f64) * &norm2.inv_std;
-        let gamma2_grad = (&sum_g1_y - &norm2.mean * &sum_g1) * &norm2.inv_std
-            + (&q * receiver_xhat).sum_dim_intlist(0, false, Kind::Float);
+        let gamma2_grad = gamma_edges + (&q * receiver_xhat).sum_dim_intlist(0, false, Kind::Float);
         let affine = norm2.backward_affine(&beta2_grad, &gamma2_grad, rows);
         let sums = kernels::affine_backward_broadcast(
             shape,
@@ -469,7 +408,7 @@ fn node_forward(mlp: &Mlp, w: &MlpWeights, x: &Tensor) -> (Tensor, NodeSaved) {
     let mut y = product(&u, &w.w2, Some(&w.b2));
     let sums = kernels::elu_rows_with_moments(width as usize, floats_mut(&mut y));
     let rows = y.size()[0];
-    let norm = Norm::from_sums(&sums, rows, mlp, w);
+    let norm = Norm::from_sums(&sums, rows, &mlp.bn);
     let mut out = Tensor::empty([rows, width], (Kind::Float, Device::Cpu));
     kernels::affine_rows(
         width as usize,
@@ -493,8 +432,7 @@ fn node_backward(w: &MlpWeights, saved: &NodeSaved, mut out_grad: Tensor) -> (Te
     let (rows, width) = (out_grad.size()[0], out_grad.size()[1] as usize);
     let norm = &saved.norm;
     let moments = kernels::moments_against_rows(width, floats(&out_grad), floats(&saved.y));
-    let beta = from_f64(&moments.first);
-    let gamma = (from_f64(&moments.second) - &norm.mean * &beta) * &norm.inv_std;
+    let (gamma, beta) = norm.affine_grads(&from_f64(&moments.first), &from_f64(&moments.second));
     let affine = norm.backward_affine(&beta, &gamma, rows);
     let sums =
         kernels::affine_backward_rows(width, floats_mut(&mut out_grad), floats(&saved.y), &affine);
@@ -525,37 +463,4 @@ fn product(x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Tensor {
 /// `g W`: `g` `[r, out]`, `w` `[out, in]` -> `[r, in]`, contiguous.
 fn product_t(g: &Tensor, w: &Tensor) -> Tensor {
     product(g, &w.tr(), None)
-}
-
-/// The numbers of a contiguous f32 CPU tensor.
-fn floats(t: &Tensor) -> &[f32] {
-    assert_float_buffer(t);
-    // SAFETY: a contiguous f32 CPU tensor holds `numel` floats at `data_ptr`, alive while
-    // `t` is borrowed.
-    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
-}
-
-/// The numbers of a contiguous f32 CPU tensor, to write.
-fn floats_mut(t: &mut Tensor) -> &mut [f32] {
-    assert_float_buffer(t);
-    // SAFETY: as in `floats`; the tensors given here own their storage alone.
-    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
-}
-
-fn assert_float_buffer(t: &Tensor) {
-    assert!(
-        t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous(),
-        "expected a contiguous f32 CPU tensor, got {:?} on {:?}",
-        t.kind(),
-        t.device()
-    );
-}
-
-fn to_vec(t: &Tensor) -> Vec<f32> {
-    let t = t.contiguous();
-    floats(&t).to_vec()
-}
-
-fn from_f64(v: &[f64]) -> Tensor {
-    Tensor::from_slice(v).to_kind(Kind::Float)
 }

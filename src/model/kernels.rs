@@ -1,9 +1,11 @@
-//! Element-wise passes over the relation encoder's edge tensors, each fused into one pass.
+//! Element-wise passes of the hand-written training passes (the relation encoder's and
+//! the relation head's), each fused into one pass over its tensors, and the access to a
+//! tensor's numbers that they work on.
 //!
 //! Edge tensors are `[n, S, S - 1, h]` row-major f32 (`R = n S (S - 1)` rows of `h`
 //! numbers): row `(v, i, jj)` is the edge of view `v` into receiver `i` from sender
 //! `j = jj` (`jj < i`) or `jj + 1` (`jj >= i`), the order of
-//! [`super::edge_endpoints`]. Node tensors are `[n, S, h]`. The passes run in parallel over
+//! [`super::relation_encoder::edge_endpoints`]. Node tensors are `[n, S, h]`. The passes run in parallel over
 //! views on rayon's pool; per-channel sums are kept in f32 within a view and in f64 across
 //! views.
 //!
@@ -11,6 +13,43 @@
 //! its result `y`, is 1 for `y > 0` and `y + 1` otherwise, as libtorch computes it.
 
 use rayon::prelude::*;
+use tch::{Device, Kind, Tensor};
+
+/// The numbers of a contiguous f32 CPU tensor.
+pub(crate) fn floats(t: &Tensor) -> &[f32] {
+    assert_float_buffer(t);
+    // SAFETY: a contiguous f32 CPU tensor holds `numel` floats at `data_ptr`, alive while
+    // `t` is borrowed.
+    unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
+}
+
+/// The numbers of a contiguous f32 CPU tensor, to write. The tensor must own its storage
+/// alone (no other tensor viewing it is read meanwhile).
+pub(crate) fn floats_mut(t: &mut Tensor) -> &mut [f32] {
+    assert_float_buffer(t);
+    // SAFETY: as in `floats`; `t` is borrowed mutably for the slice's life.
+    unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
+}
+
+fn assert_float_buffer(t: &Tensor) {
+    assert!(
+        t.kind() == Kind::Float && t.device() == Device::Cpu && t.is_contiguous(),
+        "expected a contiguous f32 CPU tensor, got {:?} on {:?}",
+        t.kind(),
+        t.device()
+    );
+}
+
+/// A tensor's numbers as a vector of f32.
+pub(crate) fn to_vec(t: &Tensor) -> Vec<f32> {
+    let t = t.contiguous();
+    floats(&t).to_vec()
+}
+
+/// An f32 tensor of f64 numbers.
+pub(crate) fn from_f64(v: &[f64]) -> Tensor {
+    Tensor::from_slice(v).to_kind(Kind::Float)
+}
 
 /// `exp(x) - 1` for `x <= 0`, to a few units in the last place: `x = k ln 2 + r` with
 /// `|r| <= ln 2 / 2`, `expm1(r)` from its Taylor series to `r^8` (truncation below
@@ -477,14 +516,27 @@ fn affine_backward_low_rank_view(
 ) {
     let (beta, gamma) = (&affine.beta[..h], &affine.gamma[..h]);
     for (y, gl) in y.chunks_exact_mut(h).zip(gl.chunks_exact(k)) {
-        for c in 0..h {
-            let mut g = beta[c] + gamma[c] * y[c];
-            for (t, gl) in gl.iter().enumerate() {
-                g += gl * w[t * h + c];
+        if let [g0, g1] = *gl {
+            // Two edge types, the method's setting: one pass over the channels.
+            let (w0, w1) = w.split_at(h);
+            let rows = w0.iter().zip(w1).zip(beta.iter().zip(gamma));
+            for ((y, ((w0, w1), (beta, gamma))), sum) in y.iter_mut().zip(rows).zip(sum.iter_mut())
+            {
+                let g = g0 * w0 + g1 * w1 + beta + gamma * *y;
+                let dv = g * elu_slope(*y);
+                *y = dv;
+                *sum += dv;
             }
-            let dv = g * elu_slope(y[c]);
-            y[c] = dv;
-            sum[c] += dv;
+        } else {
+            for c in 0..h {
+                let mut g = beta[c] + gamma[c] * y[c];
+                for (t, gl) in gl.iter().enumerate() {
+                    g += gl * w[t * h + c];
+                }
+                let dv = g * elu_slope(y[c]);
+                y[c] = dv;
+                sum[c] += dv;
+            }
         }
     }
 }
@@ -716,7 +768,6 @@ fn check(shape: EdgeShape, inputs: &[&[f32]], outputs: &[&[f32]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind, Tensor};
 
     fn floats(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
@@ -741,7 +792,7 @@ mod tests {
         crate::test_rng::seeded(seed, || {
             let opts = (Kind::Float, Device::Cpu);
             let (n, s, h) = (SHAPE.views as i64, SHAPE.slots as i64, SHAPE.width as i64);
-            let (receivers, senders) = super::super::edge_endpoints(s);
+            let (receivers, senders) = crate::model::relation_encoder::edge_endpoints(s);
             (
                 Tensor::randn([n, s, h], opts),
                 Tensor::randn([n, s, h], opts),
