@@ -742,6 +742,221 @@ fn check_rows(width: usize, slices: &[&[f32]]) {
     }
 }
 
+/// The relation head's hidden rows before its BatchNorm, `a_(anchor_r) + p_(partner_r)`
+/// for each pair `r`: per-view terms `a`, `p` `[N, h]` and the pairs' views `[Q]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PairRows<'a> {
+    pub width: usize,
+    pub anchor_terms: &'a [f32],
+    pub partner_terms: &'a [f32],
+    pub anchor: &'a [i64],
+    pub partner: &'a [i64],
+}
+
+/// The relation head's LeakyReLU slope below zero.
+const LEAKY_SLOPE: f32 = 0.01;
+
+/// Pairs per parallel block of the pair passes.
+const PAIRS_PER_BLOCK: usize = 64;
+
+impl<'a> PairRows<'a> {
+    /// Panics unless the terms hold whole rows and every index names one of them.
+    pub fn checked(self) -> Self {
+        let h = self.width;
+        let views = self.anchor_terms.len() / h.max(1);
+        assert!(
+            h > 0 && self.anchor_terms.len() == views * h,
+            "anchor terms"
+        );
+        assert_eq!(self.partner_terms.len(), views * h, "partner terms");
+        assert_eq!(self.anchor.len(), self.partner.len(), "pair indices");
+        let valid = |i: &i64| (0..views as i64).contains(i);
+        assert!(
+            self.anchor.iter().chain(self.partner).all(valid),
+            "pair index out of range"
+        );
+        self
+    }
+
+    fn pairs(&self) -> usize {
+        self.anchor.len()
+    }
+
+    /// The anchor's and the partner's terms of pair `r`.
+    #[inline(always)]
+    fn terms(&self, r: usize) -> (&'a [f32], &'a [f32]) {
+        let h = self.width;
+        let (a, p) = (self.anchor[r] as usize, self.partner[r] as usize);
+        (
+            &self.anchor_terms[a * h..(a + 1) * h],
+            &self.partner_terms[p * h..(p + 1) * h],
+        )
+    }
+
+    /// Blocks of pair indices, in order.
+    fn blocks(&self) -> impl IndexedParallelIterator<Item = std::ops::Range<usize>> + '_ {
+        let pairs = self.pairs();
+        (0..pairs.div_ceil(PAIRS_PER_BLOCK))
+            .into_par_iter()
+            .map(move |b| b * PAIRS_PER_BLOCK..((b + 1) * PAIRS_PER_BLOCK).min(pairs))
+    }
+}
+
+#[inline(always)]
+fn leaky(x: f32) -> f32 {
+    x.max(0.0) + LEAKY_SLOPE * x.min(0.0)
+}
+
+#[inline(always)]
+fn leaky_slope(x: f32) -> f32 {
+    if x > 0.0 {
+        1.0
+    } else {
+        LEAKY_SLOPE
+    }
+}
+
+/// Per-channel sums of the hidden rows and of their squares (the BatchNorm statistics).
+pub(crate) fn pair_moments(rows: PairRows) -> ChannelSums {
+    let h = rows.width;
+    per_view_sums(h, rows.blocks(), |block, sum, square| {
+        with_simd!(for r in block {
+            let (a, p) = rows.terms(r);
+            for (((a, p), sum), square) in
+                a.iter().zip(p).zip(sum.iter_mut()).zip(square.iter_mut())
+            {
+                let x = a + p;
+                *sum += x;
+                *square += x * x;
+            }
+        })
+    })
+}
+
+/// `out_r = bias + sum_c w_c leaky(scale_c x_rc + shift_c)`, `x` the hidden rows: the
+/// head's scores, `[Q]`.
+pub(crate) fn pair_scores(
+    rows: PairRows,
+    scale: &[f32],
+    shift: &[f32],
+    w: &[f32],
+    bias: f32,
+    out: &mut [f32],
+) {
+    let h = rows.width;
+    assert!(
+        scale.len() == h && shift.len() == h && w.len() == h,
+        "per-channel vectors"
+    );
+    assert_eq!(out.len(), rows.pairs(), "scores");
+    out.par_chunks_mut(PAIRS_PER_BLOCK)
+        .zip(rows.blocks())
+        .for_each(|(out, block)| {
+            with_simd!(for (out, r) in out.iter_mut().zip(block) {
+                let (a, p) = rows.terms(r);
+                *out = bias + leaky_dot(a, p, scale, shift, w);
+            })
+        });
+}
+
+/// `sum_c w_c leaky(scale_c (a_c + p_c) + shift_c)`, in eight lanes.
+#[inline(always)]
+fn leaky_dot(a: &[f32], p: &[f32], scale: &[f32], shift: &[f32], w: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let chunks = a.chunks_exact(8).zip(p.chunks_exact(8));
+    let coefficients = scale
+        .chunks_exact(8)
+        .zip(shift.chunks_exact(8))
+        .zip(w.chunks_exact(8));
+    for ((a, p), ((scale, shift), w)) in chunks.zip(coefficients) {
+        for l in 0..8 {
+            lanes[l] += w[l] * leaky(scale[l] * (a[l] + p[l]) + shift[l]);
+        }
+    }
+    let tail = a.len() - a.len() % 8;
+    let mut total: f32 = lanes.iter().sum();
+    for c in tail..a.len() {
+        total += w[c] * leaky(scale[c] * (a[c] + p[c]) + shift[c]);
+    }
+    total
+}
+
+/// The sums over pairs of the head's backward, given the scores' gradient `d` `[Q]`:
+/// `[sum_r d_r act_r, sum_r g_r, sum_r g_r x_r]` flattened (`3 h`), where
+/// `act = leaky(bn)`, `bn = scale x + shift` and `g = d w leaky'(bn)` is the gradient of
+/// the BatchNorm's output.
+pub(crate) fn pair_backward_moments(
+    rows: PairRows,
+    scale: &[f32],
+    shift: &[f32],
+    w: &[f32],
+    d: &[f32],
+) -> Vec<f64> {
+    let h = rows.width;
+    assert_eq!(d.len(), rows.pairs(), "score gradient");
+    per_view_totals(h, 3, rows.blocks(), |block, acc| {
+        let (act_sum, rest) = acc.split_at_mut(h);
+        let (g_sum, gx_sum) = rest.split_at_mut(h);
+        with_simd!(for r in block {
+            let (a, p) = rows.terms(r);
+            let d = d[r];
+            let coefficients = scale.iter().zip(shift).zip(w);
+            let sums = act_sum
+                .iter_mut()
+                .zip(g_sum.iter_mut())
+                .zip(gx_sum.iter_mut());
+            for (((a, p), ((scale, shift), w)), ((act_sum, g_sum), gx_sum)) in
+                a.iter().zip(p).zip(coefficients).zip(sums)
+            {
+                let x = a + p;
+                let bn = scale * x + shift;
+                *act_sum += d * leaky(bn);
+                let g = d * w * leaky_slope(bn);
+                *g_sum += g;
+                *gx_sum += g * x;
+            }
+        })
+    })
+}
+
+/// The gradient of the hidden rows, `alpha g + beta + gamma x` with `g` as in
+/// [`pair_backward_moments`], into `out` `[Q, h]`.
+pub(crate) fn pair_hidden_grads(
+    rows: PairRows,
+    scale: &[f32],
+    shift: &[f32],
+    w: &[f32],
+    d: &[f32],
+    affine: &BackwardAffine,
+    out: &mut [f32],
+) {
+    let h = rows.width;
+    assert_eq!(d.len(), rows.pairs(), "score gradient");
+    assert_eq!(out.len(), rows.pairs() * h, "hidden gradient");
+    let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    out.par_chunks_mut(PAIRS_PER_BLOCK * h)
+        .zip(rows.blocks())
+        .for_each(|(out, block)| {
+            with_simd!(for (out, r) in out.chunks_exact_mut(h).zip(block) {
+                let (a, p) = rows.terms(r);
+                let d = d[r];
+                let bn_map = scale.iter().zip(shift).zip(w);
+                let grad_map = alpha.iter().zip(beta).zip(gamma);
+                for ((((a, p), ((scale, shift), w)), ((alpha, beta), gamma)), out) in a
+                    .iter()
+                    .zip(p)
+                    .zip(bn_map)
+                    .zip(grad_map)
+                    .zip(out.iter_mut())
+                {
+                    let x = a + p;
+                    let g = d * w * leaky_slope(scale * x + shift);
+                    *out = alpha * g + beta + gamma * x;
+                }
+            })
+        });
+}
+
 /// `(receiver i, sender j)` of edge row `row` within a view.
 #[inline(always)]
 fn endpoints(row: usize, s: usize) -> (usize, usize) {

@@ -5,6 +5,8 @@ use tch::Tensor;
 
 use super::layers;
 
+pub mod fused;
+
 /// Hidden width of the relation head.
 pub const RELATION_HEAD_HIDDEN: i64 = 256;
 
@@ -43,6 +45,20 @@ impl RelationHead {
     pub fn forward_concat(&self, pairs: &Tensor, train: bool) -> Tensor {
         let hidden = pairs.linear(&self.linear1.ws, self.linear1.bs.as_ref());
         self.tail(&hidden, train)
+    }
+
+    /// The training-mode [`Self::forward_pairs`] without autograd, when it applies (fp32
+    /// on the CPU; `None` otherwise): scores `[Q]` that require no gradient, and what
+    /// [`fused::Saved::backward`] needs to turn their gradient into those of `features`
+    /// and of the head's variables. Updates the BatchNorm's running statistics. See
+    /// [`fused`].
+    pub fn forward_pairs_fused(
+        &self,
+        features: &Tensor,
+        anchor: &Tensor,
+        partner: &Tensor,
+    ) -> Option<(Tensor, fused::Saved)> {
+        fused::applies(features).then(|| fused::forward(self, features, anchor, partner))
     }
 
     /// The critic on the pairs `(features[anchor[p]], features[partner[p]])`:
@@ -107,5 +123,69 @@ mod tests {
         assert!(fast.allclose(&plain, 1e-5, 1e-5, false));
         assert!(fast_grad.allclose(&plain_grad, 1e-5, 1e-5, false));
         assert!(plain_grad.abs().sum(None).double_value(&[]) > 0.0);
+    }
+    #[test]
+    fn fused_pairs_match_autograd_in_value_gradient_and_statistics() {
+        let make = || {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let head = RelationHead::new(&vs.root(), 6, 20);
+            (vs, head)
+        };
+        let (plain_vs, plain) = crate::test_rng::seeded(12, make);
+        let (mut fused_vs, fused) = make();
+        fused_vs.copy(&plain_vs).unwrap();
+        let (features, anchor, partner, probe) = crate::test_rng::seeded(13, || {
+            let opts = (Kind::Float, Device::Cpu);
+            (
+                Tensor::randn([9, 6], opts) * 3.0,
+                Tensor::randint(9, [150], (Kind::Int64, Device::Cpu)),
+                Tensor::randint(9, [150], (Kind::Int64, Device::Cpu)),
+                Tensor::randn([150], opts),
+            )
+        });
+        let leaf = features.set_requires_grad(true);
+        let scores = plain.forward_pairs(&leaf, &anchor, &partner, true);
+        let mut inputs = vec![leaf.shallow_clone()];
+        inputs.extend(plain_vs.trainable_variables());
+        let expected = Tensor::run_backward(&[(&scores * &probe).sum(None)], &inputs, false, false);
+
+        let (ours, saved) = fused
+            .forward_pairs_fused(&features, &anchor, &partner)
+            .unwrap();
+        let relative = |a: &Tensor, b: &Tensor| {
+            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
+        };
+        assert!(relative(&ours, &scores.detach()) < 1e-5);
+        let grads = saved.backward(&probe);
+        assert!(relative(&grads.input, &expected[0]) < 1e-4, "features");
+        let names = fused_vs.variables();
+        let plain_names = plain_vs.variables();
+        let trainable = plain_vs.trainable_variables();
+        assert_eq!(grads.variables.len(), trainable.len());
+        for (variable, grad) in &grads.variables {
+            let name = names
+                .iter()
+                .find(|(_, t)| t.data_ptr() == variable.data_ptr())
+                .unwrap()
+                .0;
+            let plain_variable = &plain_names[name];
+            let index = trainable
+                .iter()
+                .position(|t| t.data_ptr() == plain_variable.data_ptr());
+            let reference = &expected[index.unwrap() + 1];
+            assert_eq!(grad.size(), variable.size(), "{name}");
+            if name == "linear1.bias" {
+                // A bias right before a BatchNorm: zero in exact arithmetic, rounding here.
+                let scale = expected[0].norm().double_value(&[]);
+                assert!(grad.norm().double_value(&[]) < 1e-5 * scale, "{name}");
+                assert!(reference.norm().double_value(&[]) < 1e-5 * scale, "{name}");
+                continue;
+            }
+            let error = relative(grad, reference);
+            assert!(error < 1e-4, "{name}: relative gradient error {error}");
+        }
+        for name in ["bn.running_mean", "bn.running_var"] {
+            assert!(relative(&names[name], &plain_names[name]) < 1e-5, "{name}");
+        }
     }
 }

@@ -5,8 +5,8 @@ use tch::Tensor;
 use super::estimator::{Bound, Estimator};
 use super::objective::Objective;
 use super::pairs::PairTensors;
-use crate::model::relation_encoder::fused::Saved;
 use crate::model::{gumbel_softmax, gumbel_softmax_from_uniform, Network, SLOTS, SLOT_DIM};
+use crate::model::{relation_encoder, relation_head};
 
 /// The objective of one batch.
 #[derive(Debug)]
@@ -17,19 +17,58 @@ pub struct Terms {
     pub xz: Option<Bound>,
     /// The I(X,A) bound, when the objective uses it.
     pub xa: Option<Bound>,
-    /// The relation encoder's hand-written backward, when [`evaluate_fused`] ran it
-    /// outside autograd.
-    encoder: Option<PendingEncoder>,
+    /// The parts [`evaluate_fused`] ran outside autograd, whose backward
+    /// [`Self::backward`] runs by hand.
+    hand_written: Vec<HandWritten>,
 }
 
-/// The relation encoder's part of the backward pass, run by [`Terms::backward`].
+/// A part of the network run outside autograd, and its backward, run by
+/// [`Terms::backward`].
 #[derive(Debug)]
-struct PendingEncoder {
-    /// The encoder's input, attached to the features' graph: `[N, S, D]`.
-    slots: Tensor,
-    /// The encoder's logits, a leaf that requires a gradient: `[N, E, K]`.
-    logits: Tensor,
+struct HandWritten {
+    /// The part's input, attached to the features' graph.
+    input: Tensor,
+    /// The part's output, a leaf that requires a gradient.
+    output: Tensor,
     saved: Saved,
+}
+
+/// What the backward of a [`HandWritten`] part needs.
+#[derive(Debug)]
+enum Saved {
+    /// The relation head's scores `[2P]` of the features `[N, 64]`.
+    RelationHead(relation_head::fused::Saved),
+    /// The relation encoder's logits `[N, E, K]` of the slots `[N, S, D]`.
+    RelationEncoder(relation_encoder::fused::Saved),
+}
+
+impl Saved {
+    /// The input's gradient and `(variable, gradient)` pairs, given the output's gradient.
+    fn backward(self, output_grad: &Tensor) -> (Tensor, Vec<(Tensor, Tensor)>) {
+        match self {
+            Saved::RelationHead(saved) => {
+                let grads = saved.backward(output_grad);
+                (grads.input, grads.variables)
+            }
+            Saved::RelationEncoder(saved) => {
+                let grads = saved.backward(output_grad);
+                (grads.input, grads.variables)
+            }
+        }
+    }
+}
+
+impl HandWritten {
+    /// Makes `output` a leaf that requires a gradient, and keeps what its backward needs.
+    fn new(input: &Tensor, output: Tensor, saved: Saved) -> (Tensor, Self) {
+        let output = output.set_requires_grad(true);
+        let part = Self {
+            input: input.shallow_clone(),
+            output: output.shallow_clone(),
+            saved,
+        };
+        (output, part)
+    }
 }
 
 impl Terms {
@@ -43,30 +82,35 @@ impl Terms {
             total,
             xz,
             xa,
-            encoder: None,
+            hand_written: Vec::new(),
         }
     }
 
     /// Back-propagates [`Self::total`] into every variable's gradient (accumulating, as
     /// `total.backward()` does). After [`evaluate_fused`] this is the only complete
-    /// backward: `total`'s own graph stops at the relation encoder's logits.
+    /// backward: `total`'s own graph stops at the outputs of the parts run by hand.
     ///
-    /// With the hand-written encoder: the logits' gradient first, then the encoder's
-    /// backward, then one autograd pass for the rest of the graph in which the encoder's
-    /// input and variables receive the gradients it computed.
+    /// With such parts: the gradients of their outputs first, then their backward by hand,
+    /// then one autograd pass for the rest of the graph in which their inputs and
+    /// variables receive the gradients computed by hand.
     pub fn backward(&mut self) {
-        let Some(pending) = self.encoder.take() else {
+        let parts = std::mem::take(&mut self.hand_written);
+        if parts.is_empty() {
             self.total.backward();
             return;
-        };
-        let logits_grad = Tensor::run_backward(&[&self.total], &[&pending.logits], true, false)
-            .pop()
-            .expect("one gradient per input");
-        let grads = pending.saved.backward(&logits_grad);
-        let mut surrogate = &self.total + (&pending.slots * &grads.input).sum(None);
-        for (variable, grad) in &grads.variables {
-            surrogate += (variable * grad).sum(None);
         }
+        let outputs: Vec<&Tensor> = parts.iter().map(|part| &part.output).collect();
+        let output_grads = Tensor::run_backward(&[&self.total], &outputs, true, false);
+        // Each product's gradient is the computed gradient, given to its first factor.
+        let mut products = Vec::new();
+        for (part, output_grad) in parts.into_iter().zip(&output_grads) {
+            let (input_grad, variables) = part.saved.backward(output_grad);
+            products.push((&part.input * input_grad).sum(None));
+            for (variable, grad) in &variables {
+                products.push((variable * grad).sum(None));
+            }
+        }
+        let surrogate = &self.total + Tensor::stack(&products, 0).sum(None);
         surrogate.backward();
     }
 }
@@ -99,10 +143,11 @@ pub fn evaluate(
     evaluate_with(network, features, pairs, setting, Route::Fast, None)
 }
 
-/// [`evaluate`] for a training step: the same terms, with the relation encoder's forward
-/// and backward written out by hand where that applies (training, fp32 on the CPU; see
+/// [`evaluate`] for a training step: the same terms, with the relation head's and the
+/// relation encoder's forward and backward written out by hand where that applies
+/// (training, fp32 on the CPU; see [`crate::model::relation_head::fused`] and
 /// [`crate::model::relation_encoder::fused`]). Back-propagate with [`Terms::backward`]:
-/// `total.backward()` alone would leave the encoder's gradients out.
+/// `total.backward()` alone would leave their gradients out.
 pub fn evaluate_fused(
     network: &Network,
     features: &Tensor,
@@ -177,16 +222,27 @@ fn evaluate_with(
         tau,
         train,
     } = setting;
+    let mut hand_written = Vec::new();
     let xz = objective.uses_xz().then(|| {
         let head = &network.relation_head;
-        let scores = match route {
-            Route::Fast | Route::Fused => head.forward_pairs(
+        let (anchor, partner) = (&pairs.stacked_anchor, &pairs.stacked_partner);
+        let fused = match route {
+            Route::Fused if train => head.forward_pairs_fused(features, anchor, partner),
+            _ => None,
+        };
+        let scores = match (route, fused) {
+            (_, Some((scores, saved))) => {
+                let (scores, part) = HandWritten::new(features, scores, Saved::RelationHead(saved));
+                hand_written.push(part);
+                scores
+            }
+            (Route::Fast | Route::Fused, None) => head.forward_pairs(
                 features,
                 &pairs.stacked_anchor,
                 &pairs.stacked_partner,
                 train,
             ),
-            Route::Plain => {
+            (Route::Plain, None) => {
                 let pair_rows = Tensor::cat(
                     &[
                         features.index_select(0, &pairs.stacked_anchor),
@@ -201,7 +257,6 @@ fn evaluate_with(
         estimator.evaluate(&t_pos, &t_neg, &pairs.anchor)
     });
 
-    let mut encoder = None;
     let xa = objective.uses_xa().then(|| {
         let views = features.size()[0];
         let z = features.reshape([views, SLOTS, SLOT_DIM]);
@@ -211,12 +266,8 @@ fn evaluate_with(
         };
         let logits = match (route, fused) {
             (_, Some((logits, saved))) => {
-                let logits = logits.set_requires_grad(true);
-                encoder = Some(PendingEncoder {
-                    slots: z.shallow_clone(),
-                    logits: logits.shallow_clone(),
-                    saved,
-                });
+                let (logits, part) = HandWritten::new(&z, logits, Saved::RelationEncoder(saved));
+                hand_written.push(part);
                 logits
             }
             (Route::Plain, None) => network.relation_encoder.forward_plain(&z, train),
@@ -249,7 +300,7 @@ fn evaluate_with(
     });
 
     let mut terms = Terms::from_bounds(xz, xa);
-    terms.encoder = encoder;
+    terms.hand_written = hand_written;
     terms
 }
 
@@ -327,10 +378,10 @@ mod tests {
         };
         let uniform = Some(&s.uniform);
         let mut terms = evaluate_with(&s.network, &features, &s.pairs, setting, route, uniform);
-        assert_eq!(
-            terms.encoder.is_some(),
-            route == Route::Fused && objective.uses_xa() && kind_of(&features) == Kind::Float
-        );
+        let fused = route == Route::Fused && kind_of(&features) == Kind::Float;
+        let expected_parts = [objective.uses_xz(), objective.uses_xa()];
+        let parts = expected_parts.iter().filter(|&&used| used && fused).count();
+        assert_eq!(terms.hand_written.len(), parts);
         terms.backward();
 
         let mut scalars = vec![terms.total.double_value(&[])];
