@@ -4,7 +4,9 @@ threads, and prints one ratio line per configuration:
 
     RATIO backbone=conv4 objective=xza ratio=3.12 hssl_step_s=... reference_step_s=...
 
-The ratio is our step rate over the reference's (above 1: faster). Each side runs
+The ratio is our step rate over the reference's (above 1: faster). On the CPU a first
+line gives the machine's fp32 multiply-add ceiling (`hssl bench --ceiling`), and each
+ratio line the fraction of it that our step's counted FLOPs reach. Each side runs
 `--rounds` times in alternation, each run timing `--steps` steps after a warm-up; the
 median over all runs is compared. Peak memory is each process's maximum resident size.
 
@@ -70,6 +72,12 @@ def main():
         env["PYTHONPATH"] = args.python_path + os.pathsep + env.get("PYTHONPATH", "")
     env["OMP_NUM_THREADS"] = str(args.threads)
 
+    ceiling = None
+    if args.device == "cpu":
+        fields, _ = run([args.hssl, "bench", "--ceiling", "--threads", str(args.threads)], env)
+        ceiling = float(fields["fp32_gflop_per_s"])
+        print(f"CEILING threads={args.threads} fp32_gflop_per_s={ceiling:.1f}", flush=True)
+
     for config in args.configs.split(","):
         parts = config.split(":")
         if len(parts) not in (2, 3):
@@ -105,7 +113,10 @@ def main():
             line += f" hssl_peak_mib={max(ours_mem):.0f} reference_peak_mib={max(ref_mem):.0f}"
         else:
             line += f" hssl_step_s={o:.4f} hssl_peak_mib={max(ours_mem):.0f}"
-        line += f" gflop={extra.get('gflop')} hssl_gflop_per_s={float(extra.get('gflop', 0)) / o:.1f}"
+        rate = float(extra.get("gflop", 0)) / o
+        line += f" gflop={extra.get('gflop')} hssl_gflop_per_s={rate:.1f}"
+        if ceiling:
+            line += f" of_ceiling={rate / ceiling:.2f}"
         line += f" precision={precision}"
         print(line, flush=True)
 

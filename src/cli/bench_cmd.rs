@@ -16,7 +16,8 @@ use hssl::train::pretrain::set_threads;
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     hssl bench --backbone conv4 --objective xza --images 64 --views 32 --threads 2\n  \
-    hssl bench --augment --threads 2\n\n\
+    hssl bench --augment --threads 2\n  \
+    hssl bench --ceiling --threads 2\n\n\
     Prints one line: RESULT hssl backbone=.. objective=.. step_s=<median> views_per_s=..\n\
     scripts/bench.py runs it beside the PyTorch reference and prints the ratios.")]
 pub struct BenchArgs {
@@ -50,6 +51,10 @@ pub struct BenchArgs {
     /// Time the augmentation pipeline (views per second) instead of a step.
     #[arg(long)]
     pub augment: bool,
+    /// Measure this CPU's fp32 multiply-add ceiling (GFLOP/s on --threads threads) instead
+    /// of a step.
+    #[arg(long, conflicts_with = "augment")]
+    pub ceiling: bool,
 }
 
 /// Runs `hssl bench`.
@@ -57,6 +62,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     set_threads(Some(args.threads));
     if args.augment {
         return bench_augment(&args);
+    }
+    if args.ceiling {
+        let gflops = hssl::train::ceiling::fp32_fma_ceiling(args.threads)
+            .ok_or_else(|| anyhow::anyhow!("this CPU has no FMA vectors (AVX2 or AVX-512)"))?;
+        println!(
+            "RESULT hssl ceiling threads={} fp32_gflop_per_s={gflops:.1}",
+            args.threads
+        );
+        return Ok(());
     }
     let device = hssl::device::resolve(args.device).map_err(anyhow::Error::msg)?;
     let t = time_step(

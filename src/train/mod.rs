@@ -1,6 +1,7 @@
 //! The pretraining loop, its configuration, checkpoints and metrics.
 
 pub mod bench;
+pub mod ceiling;
 pub mod checkpoint;
 pub mod config;
 pub mod error;
