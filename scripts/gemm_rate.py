@@ -22,6 +22,12 @@ an `addmm` onto their sum and as a 1x1 convolution onto which they are added in 
 
     EDGE-BLOCK form=conv1x1+add dtype=fp32 ms=320.1
 
+and the weight gradient of that layer three ways: MKL's matrix product of the transposed
+gradient, oneDNN's 1x1 convolution backward (weight only), and a convolution that takes
+the rows as input channels:
+
+    WEIGHT-GRADIENT form=mm dtype=fp32 ms=88.0 gflop_per_s=170.8
+
 Run it with the reference's PyTorch (scripts/bench.sh installs it into .deps/reference):
 
     PYTHONPATH=.deps/reference python3 scripts/gemm_rate.py
@@ -106,6 +112,26 @@ def edge_block_rate(views, slots, width, dtype, form, repeats):
     return median_seconds(once, repeats)
 
 
+def weight_gradient_rate(rows, inner, cols, dtype, form, repeats):
+    """Median seconds of `g^T x` (`[cols, inner]`, summed over the rows) in one form."""
+    x = torch.randn(rows, inner, dtype=dtype)
+    g = torch.randn(rows, cols, dtype=dtype)
+    if form == "mm":
+        return median_seconds(lambda: torch.mm(g.t(), x), repeats)
+    if form == "conv-backward":
+        view = x.view(1, rows, 1, inner).permute(0, 3, 1, 2)
+        w = torch.randn(cols, inner, 1, 1, dtype=dtype, requires_grad=True)
+        out = torch.nn.functional.conv2d(view, w)
+        grad = g.view(1, rows, 1, cols).permute(0, 3, 1, 2)
+        return median_seconds(lambda: torch.autograd.grad(out, w, grad, retain_graph=True),
+                              repeats)
+    # Rows as input channels: `x` is `[1, rows, 1, inner]`, the kernel `g^T`.
+    return median_seconds(
+        lambda: torch.nn.functional.conv2d(x.view(1, rows, 1, inner),
+                                           g.t().contiguous().view(cols, rows, 1, 1)),
+        repeats)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -143,6 +169,11 @@ def main():
             flops = 3 * 2.0 * rows * inner * cols
             print(f"LAYER shape={rows}x{inner}x{cols} form={form} dtype={name} "
                   f"ms={seconds * 1e3:.1f} gflop_per_s={flops / seconds / 1e9:.1f}", flush=True)
+        for form in ["mm", "conv-backward", "rows-as-channels"]:
+            seconds = weight_gradient_rate(rows, inner, cols, dtype, form, args.repeats)
+            flops = 2.0 * rows * inner * cols
+            print(f"WEIGHT-GRADIENT form={form} dtype={name} ms={seconds * 1e3:.1f} "
+                  f"gflop_per_s={flops / seconds / 1e9:.1f}", flush=True)
         for form in ["addmm", "conv1x1+add"]:
             seconds = edge_block_rate(2048, 8, 256, dtype, form, args.repeats)
             print(f"EDGE-BLOCK form={form} dtype={name} ms={seconds * 1e3:.1f}", flush=True)

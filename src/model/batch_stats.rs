@@ -67,15 +67,15 @@ impl BatchStats {
     }
 
     /// The gradients of `gamma` and `beta` from the sums over rows of the output's gradient
-    /// `g` (`sum_g`) and of `g` times the input (`sum_g_y`): `(sum g xhat, sum g)`.
-    pub fn affine_grads(&self, sum_g: &Tensor, sum_g_y: &Tensor) -> (Tensor, Tensor) {
-        let gamma = (sum_g_y - &self.mean * sum_g) * &self.inv_std;
-        (gamma, sum_g.shallow_clone())
+    /// `g` (`sum_g`) and of `g` times the centred input (`sum_g_centred`, `y - mean`):
+    /// `(sum g xhat, sum g)`.
+    pub fn affine_grads(&self, sum_g: &Tensor, sum_g_centred: &Tensor) -> (Tensor, Tensor) {
+        (sum_g_centred * &self.inv_std, sum_g.shallow_clone())
     }
 
-    /// The input's gradient as the per-channel map `a g + beta + gamma y` of the output's
-    /// gradient `g` and the input `y`, given `sum g` and `sum g xhat` over the `count`
-    /// rows: `a (g - mean(g) - xhat mean(g xhat))`.
+    /// The input's gradient as the per-channel map `a g + beta + gamma (y - mean)` of the
+    /// output's gradient `g` and the input `y`, given `sum g` and `sum g xhat` over the
+    /// `count` rows: `a (g - mean(g) - xhat mean(g xhat))`.
     pub fn backward_affine(
         &self,
         sum_g: &Tensor,
@@ -84,12 +84,13 @@ impl BatchStats {
     ) -> BackwardAffine {
         let m1 = sum_g / count as f64;
         let m2 = sum_g_xhat / count as f64;
-        let beta = &self.scale * (-m1 + &self.mean * &m2 * &self.inv_std);
+        let beta = -(&self.scale * m1);
         let gamma = -(&self.scale * &m2 * &self.inv_std);
         BackwardAffine {
             alpha: to_vec(&self.scale),
             beta: to_vec(&beta),
             gamma: to_vec(&gamma),
+            center: to_vec(&self.mean),
         }
     }
 }

@@ -241,25 +241,38 @@ fn per_view_sums<T: Send>(
     }
 }
 
-/// `gl^T y` `[K, h]` in f64: `gl` `[R, K]`, `y` an edge tensor.
-pub(crate) fn low_rank_moments(shape: EdgeShape, gl: &[f32], y: &[f32]) -> Vec<f64> {
+/// `gl^T (y - center)` `[K, h]` in f64: `gl` `[R, K]`, `y` an edge tensor, `center` `[h]`.
+pub(crate) fn low_rank_moments(
+    shape: EdgeShape,
+    gl: &[f32],
+    y: &[f32],
+    center: &[f32],
+) -> Vec<f64> {
     check(shape, &[y], &[]);
+    assert_eq!(center.len(), shape.width, "center");
     let h = shape.width;
     let k = gl.len() / shape.rows();
     assert_eq!(gl.len(), shape.rows() * k, "output gradient");
     let edges = shape.edge_len() / h;
     let items = gl.par_chunks(edges * k).zip(y.par_chunks(shape.edge_len()));
     per_view_totals(h, k, items, |(gl, y), acc| {
-        with_simd!(low_rank_moments_view(h, k, gl, y, acc))
+        with_simd!(low_rank_moments_view(h, k, gl, y, center, acc))
     })
 }
 
 #[inline(always)]
-fn low_rank_moments_view(h: usize, k: usize, gl: &[f32], y: &[f32], acc: &mut [f32]) {
+fn low_rank_moments_view(
+    h: usize,
+    k: usize,
+    gl: &[f32],
+    y: &[f32],
+    center: &[f32],
+    acc: &mut [f32],
+) {
     for (gl, y) in gl.chunks_exact(k).zip(y.chunks_exact(h)) {
         for (t, g) in gl.iter().enumerate() {
-            for (a, y) in acc[t * h..(t + 1) * h].iter_mut().zip(y) {
-                *a += g * y;
+            for ((a, y), center) in acc[t * h..(t + 1) * h].iter_mut().zip(y).zip(center) {
+                *a += g * (y - center);
             }
         }
     }
@@ -398,39 +411,54 @@ fn elu_with_moments_view<M: Madd>(
     }
 }
 
-/// Per-channel sums of `g` and of `g * y` over two edge tensors.
-pub(crate) fn moments_against(shape: EdgeShape, g: &[f32], y: &[f32]) -> ChannelSums {
+/// Per-channel sums of `g` and of `g * (y - center)` over two edge tensors.
+pub(crate) fn moments_against(
+    shape: EdgeShape,
+    g: &[f32],
+    y: &[f32],
+    center: &[f32],
+) -> ChannelSums {
     check(shape, &[g, y], &[]);
     let h = shape.width;
+    assert_eq!(center.len(), h, "center");
     let items = g
         .par_chunks(shape.edge_len())
         .zip(y.par_chunks(shape.edge_len()));
     per_view_sums(h, items, |(g, y), sum, product| {
-        with_simd!(moments_against_view(h, g, y, sum, product))
+        with_simd!(moments_against_view(h, g, y, center, sum, product))
     })
 }
 
 #[inline(always)]
-fn moments_against_view(h: usize, g: &[f32], y: &[f32], sum: &mut [f32], product: &mut [f32]) {
+fn moments_against_view(
+    h: usize,
+    g: &[f32],
+    y: &[f32],
+    center: &[f32],
+    sum: &mut [f32],
+    product: &mut [f32],
+) {
     for (g, y) in g.chunks_exact(h).zip(y.chunks_exact(h)) {
-        for (((g, y), sum), product) in g.iter().zip(y).zip(sum.iter_mut()).zip(product.iter_mut())
-        {
+        let sums = sum.iter_mut().zip(product.iter_mut());
+        for (((g, y), center), (sum, product)) in g.iter().zip(y).zip(center).zip(sums) {
             *sum += g;
-            *product += g * y;
+            *product += g * (y - center);
         }
     }
 }
 
-/// The per-channel affine map of a BatchNorm backward through an ELU:
-/// `dv = (alpha * g + beta + gamma * y) * elu'(y)`, `[h]` each.
+/// The per-channel affine map of a BatchNorm backward (through an ELU, in the edge and
+/// row passes): `dv = (alpha * g + beta + gamma * (y - center)) * elu'(y)`, `[h]` each.
+/// The input is centred before it is scaled, so that a large mean does not cancel.
 #[derive(Debug, Clone)]
 pub(crate) struct BackwardAffine {
     pub alpha: Vec<f32>,
     pub beta: Vec<f32>,
     pub gamma: Vec<f32>,
+    pub center: Vec<f32>,
 }
 
-/// `g = (alpha * (g + q_(v,i)) + beta + gamma * y) * elu'(y)` in place, `q` `[n, S, h]`
+/// `g = (alpha * (g + q_(v,i)) + beta + gamma * (y - center)) * elu'(y)` in place, `q` `[n, S, h]`
 /// broadcast over each receiver's edges; returns the per-channel sums of the new `g`
 /// (in `first`; `second` is zero).
 pub(crate) fn affine_backward_broadcast(
@@ -462,25 +490,26 @@ fn affine_backward_broadcast_view(
     sum: &mut [f32],
 ) {
     let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    let center = &affine.center[..h];
     for (row, (g, y)) in g.chunks_exact_mut(h).zip(y.chunks_exact(h)).enumerate() {
         let i = row / (s - 1);
         let q = &q[i * h..(i + 1) * h];
-        let coefficients = alpha.iter().zip(beta).zip(gamma);
-        for ((((g, y), q), ((alpha, beta), gamma)), sum) in g
+        let coefficients = alpha.iter().zip(beta).zip(gamma.iter().zip(center));
+        for ((((g, y), q), ((alpha, beta), (gamma, center))), sum) in g
             .iter_mut()
             .zip(y)
             .zip(q)
             .zip(coefficients)
             .zip(sum.iter_mut())
         {
-            let dv = (alpha * (*g + q) + beta + gamma * y) * elu_slope(*y);
+            let dv = (alpha * (*g + q) + beta + gamma * (y - center)) * elu_slope(*y);
             *g = dv;
             *sum += dv;
         }
     }
 }
 
-/// `y = (sum_k gl_(r,k) w_(k,:) + beta + gamma * y) * elu'(y)` in place, `gl` `[R, K]`,
+/// `y = (sum_k gl_(r,k) w_(k,:) + beta + gamma * (y - center)) * elu'(y)` in place, `gl` `[R, K]`,
 /// `w` `[K, h]`: the backward of BatchNorm and ELU under an output Linear with `K` outputs
 /// whose gradient `gl` is given (`w` already scaled by the BatchNorm's `alpha`). Returns the
 /// per-channel sums of the result (in `first`).
@@ -514,22 +543,23 @@ fn affine_backward_low_rank_view(
     affine: &BackwardAffine,
     sum: &mut [f32],
 ) {
-    let (beta, gamma) = (&affine.beta[..h], &affine.gamma[..h]);
+    let (beta, gamma, center) = (&affine.beta[..h], &affine.gamma[..h], &affine.center[..h]);
     for (y, gl) in y.chunks_exact_mut(h).zip(gl.chunks_exact(k)) {
         if let [g0, g1] = *gl {
             // Two edge types, the method's setting: one pass over the channels.
             let (w0, w1) = w.split_at(h);
-            let rows = w0.iter().zip(w1).zip(beta.iter().zip(gamma));
-            for ((y, ((w0, w1), (beta, gamma))), sum) in y.iter_mut().zip(rows).zip(sum.iter_mut())
+            let rows = w0.iter().zip(w1).zip(beta.iter().zip(gamma).zip(center));
+            for ((y, ((w0, w1), ((beta, gamma), center))), sum) in
+                y.iter_mut().zip(rows).zip(sum.iter_mut())
             {
-                let g = g0 * w0 + g1 * w1 + beta + gamma * *y;
+                let g = g0 * w0 + g1 * w1 + beta + gamma * (*y - center);
                 let dv = g * elu_slope(*y);
                 *y = dv;
                 *sum += dv;
             }
         } else {
             for c in 0..h {
-                let mut g = beta[c] + gamma[c] * y[c];
+                let mut g = beta[c] + gamma[c] * (y[c] - center[c]);
                 for (t, gl) in gl.iter().enumerate() {
                     g += gl * w[t * h + c];
                 }
@@ -663,17 +693,23 @@ pub(crate) fn affine_rows(width: usize, y: &[f32], scale: &[f32], shift: &[f32],
         });
 }
 
-/// Per-channel sums of `g` and of `g * y` over rows of `width`.
-pub(crate) fn moments_against_rows(width: usize, g: &[f32], y: &[f32]) -> ChannelSums {
+/// Per-channel sums of `g` and of `g * (y - center)` over rows of `width`.
+pub(crate) fn moments_against_rows(
+    width: usize,
+    g: &[f32],
+    y: &[f32],
+    center: &[f32],
+) -> ChannelSums {
     check_rows(width, &[g, y]);
+    assert_eq!(center.len(), width, "center");
     let block = ROWS_PER_BLOCK * width;
     let items = g.par_chunks(block).zip(y.par_chunks(block));
     per_view_sums(width, items, |(g, y), sum, product| {
-        with_simd!(moments_against_view(width, g, y, sum, product))
+        with_simd!(moments_against_view(width, g, y, center, sum, product))
     })
 }
 
-/// `g = (alpha * g + beta + gamma * y) * elu'(y)` in place over rows of `width`; returns
+/// `g = (alpha * g + beta + gamma * (y - center)) * elu'(y)` in place over rows of `width`; returns
 /// the per-channel sums of the new `g` (in `first`).
 pub(crate) fn affine_backward_rows(
     width: usize,
@@ -698,12 +734,13 @@ fn affine_backward_rows_block(
     sum: &mut [f32],
 ) {
     let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    let center = &affine.center[..h];
     for (g, y) in g.chunks_exact_mut(h).zip(y.chunks_exact(h)) {
-        let coefficients = alpha.iter().zip(beta).zip(gamma);
-        for (((g, y), ((alpha, beta), gamma)), sum) in
+        let coefficients = alpha.iter().zip(beta).zip(gamma.iter().zip(center));
+        for (((g, y), ((alpha, beta), (gamma, center))), sum) in
             g.iter_mut().zip(y).zip(coefficients).zip(sum.iter_mut())
         {
-            let dv = (alpha * *g + beta + gamma * y) * elu_slope(*y);
+            let dv = (alpha * *g + beta + gamma * (y - center)) * elu_slope(*y);
             *g = dv;
             *sum += dv;
         }
@@ -882,7 +919,7 @@ fn leaky_dot(a: &[f32], p: &[f32], scale: &[f32], shift: &[f32], w: &[f32]) -> f
 }
 
 /// The sums over pairs of the head's backward, given the scores' gradient `d` `[Q]`:
-/// `[sum_r d_r act_r, sum_r g_r, sum_r g_r x_r]` flattened (`3 h`), where
+/// `[sum_r d_r act_r, sum_r g_r, sum_r g_r (x_r - center)]` flattened (`3 h`), where
 /// `act = leaky(bn)`, `bn = scale x + shift` and `g = d w leaky'(bn)` is the gradient of
 /// the BatchNorm's output.
 pub(crate) fn pair_backward_moments(
@@ -890,22 +927,24 @@ pub(crate) fn pair_backward_moments(
     scale: &[f32],
     shift: &[f32],
     w: &[f32],
+    center: &[f32],
     d: &[f32],
 ) -> Vec<f64> {
     let h = rows.width;
     assert_eq!(d.len(), rows.pairs(), "score gradient");
+    assert_eq!(center.len(), h, "center");
     per_view_totals(h, 3, rows.blocks(), |block, acc| {
         let (act_sum, rest) = acc.split_at_mut(h);
         let (g_sum, gx_sum) = rest.split_at_mut(h);
         with_simd!(for r in block {
             let (a, p) = rows.terms(r);
             let d = d[r];
-            let coefficients = scale.iter().zip(shift).zip(w);
+            let coefficients = scale.iter().zip(shift).zip(w.iter().zip(center));
             let sums = act_sum
                 .iter_mut()
                 .zip(g_sum.iter_mut())
                 .zip(gx_sum.iter_mut());
-            for (((a, p), ((scale, shift), w)), ((act_sum, g_sum), gx_sum)) in
+            for (((a, p), ((scale, shift), (w, center))), ((act_sum, g_sum), gx_sum)) in
                 a.iter().zip(p).zip(coefficients).zip(sums)
             {
                 let x = a + p;
@@ -913,13 +952,13 @@ pub(crate) fn pair_backward_moments(
                 *act_sum += d * leaky(bn);
                 let g = d * w * leaky_slope(bn);
                 *g_sum += g;
-                *gx_sum += g * x;
+                *gx_sum += g * (x - center);
             }
         })
     })
 }
 
-/// The gradient of the hidden rows, `alpha g + beta + gamma x` with `g` as in
+/// The gradient of the hidden rows, `alpha g + beta + gamma (x - center)` with `g` as in
 /// [`pair_backward_moments`], into `out` `[Q, h]`.
 pub(crate) fn pair_hidden_grads(
     rows: PairRows,
@@ -934,6 +973,7 @@ pub(crate) fn pair_hidden_grads(
     assert_eq!(d.len(), rows.pairs(), "score gradient");
     assert_eq!(out.len(), rows.pairs() * h, "hidden gradient");
     let (alpha, beta, gamma) = (&affine.alpha[..h], &affine.beta[..h], &affine.gamma[..h]);
+    let center = &affine.center[..h];
     out.par_chunks_mut(PAIRS_PER_BLOCK * h)
         .zip(rows.blocks())
         .for_each(|(out, block)| {
@@ -941,8 +981,8 @@ pub(crate) fn pair_hidden_grads(
                 let (a, p) = rows.terms(r);
                 let d = d[r];
                 let bn_map = scale.iter().zip(shift).zip(w);
-                let grad_map = alpha.iter().zip(beta).zip(gamma);
-                for ((((a, p), ((scale, shift), w)), ((alpha, beta), gamma)), out) in a
+                let grad_map = alpha.iter().zip(beta).zip(gamma.iter().zip(center));
+                for ((((a, p), ((scale, shift), w)), ((alpha, beta), (gamma, center))), out) in a
                     .iter()
                     .zip(p)
                     .zip(bn_map)
@@ -951,7 +991,7 @@ pub(crate) fn pair_hidden_grads(
                 {
                     let x = a + p;
                     let g = d * w * leaky_slope(scale * x + shift);
-                    *out = alpha * g + beta + gamma * x;
+                    *out = alpha * g + beta + gamma * (x - center);
                 }
             })
         });
@@ -1077,8 +1117,9 @@ mod tests {
         assert_eq!(without.first, sums.first);
 
         let g = y.randn_like();
-        let moments = moments_against(SHAPE, &floats(&g), &floats(&y));
-        let expected = (&g * &y)
+        let center = [0.5f32, -0.25, 1.0, 0.0, 2.0];
+        let moments = moments_against(SHAPE, &floats(&g), &floats(&y), &center);
+        let expected = (&g * (&y - Tensor::from_slice(&center)))
             .view([-1, 5])
             .sum_dim_intlist(0, false, Kind::Double);
         assert!(relative(&Tensor::from_slice(&moments.second), &expected) < 1e-6);
@@ -1093,12 +1134,14 @@ mod tests {
             alpha: vec![0.5, -1.0, 2.0, 0.25, 1.5],
             beta: vec![0.1, 0.2, -0.3, 0.0, 1.0],
             gamma: vec![-0.2, 0.3, 0.0, 1.0, 0.5],
+            center: vec![0.5, -0.25, 1.0, 0.0, 2.0],
         };
         let row = |v: &[f32]| Tensor::from_slice(v);
         let slope = y.clamp_max(0.0) + 1.0;
+        let centred = &y - row(&affine.center);
         let expected = ((&g + q.index_select(1, &receivers)) * row(&affine.alpha)
             + row(&affine.beta)
-            + &y * row(&affine.gamma))
+            + &centred * row(&affine.gamma))
             * &slope;
         let mut out = floats(&g);
         let sums = affine_backward_broadcast(SHAPE, &mut out, &floats(&y), &floats(&q), &affine);
@@ -1110,14 +1153,14 @@ mod tests {
 
         let gl = Tensor::randn([3, 12, 2], (Kind::Float, Device::Cpu));
         let w = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
-        let moments = low_rank_moments(SHAPE, &floats(&gl), &floats(&y));
+        let moments = low_rank_moments(SHAPE, &floats(&gl), &floats(&y), &affine.center);
         let expected = gl
             .view([-1, 2])
             .tr()
-            .mm(&y.view([-1, 5]))
+            .mm(&centred.view([-1, 5]))
             .to_kind(Kind::Double);
         assert!(relative(&Tensor::from_slice(&moments).view([2, 5]), &expected) < 1e-6);
-        let expected = (gl.matmul(&w) + row(&affine.beta) + &y * row(&affine.gamma)) * &slope;
+        let expected = (gl.matmul(&w) + row(&affine.beta) + &centred * row(&affine.gamma)) * &slope;
         let mut out = floats(&y);
         let sums = affine_backward_low_rank(SHAPE, &mut out, &floats(&gl), &floats(&w), &affine);
         assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
@@ -1183,19 +1226,22 @@ mod tests {
         let expected = &y * Tensor::from_slice(&scale) + Tensor::from_slice(&shift);
         assert!(relative(&tensor(&out, &[131, 5]), &expected) < 1e-6);
 
-        let moments = moments_against_rows(5, &floats(&g), &floats(&y));
-        let expected = (&g * &y).sum_dim_intlist(0, false, Kind::Double);
+        let moments = moments_against_rows(5, &floats(&g), &floats(&y), &shift);
+        let expected =
+            (&g * (&y - Tensor::from_slice(&shift))).sum_dim_intlist(0, false, Kind::Double);
         assert!(relative(&Tensor::from_slice(&moments.second), &expected) < 1e-6);
 
         let affine = BackwardAffine {
             alpha: scale.to_vec(),
             beta: shift.to_vec(),
             gamma: vec![-0.2, 0.3, 0.0, 1.0, 0.5],
+            center: vec![1.0, 0.0, -0.5, 0.25, 0.5],
         };
         let row = |v: &[f32]| Tensor::from_slice(v);
         let slope = y.clamp_max(0.0) + 1.0;
+        let centred = &y - row(&affine.center);
         let expected =
-            (&g * row(&affine.alpha) + row(&affine.beta) + &y * row(&affine.gamma)) * &slope;
+            (&g * row(&affine.alpha) + row(&affine.beta) + centred * row(&affine.gamma)) * &slope;
         let mut ours = floats(&g);
         let sums = affine_backward_rows(5, &mut ours, &floats(&y), &affine);
         assert!(relative(&tensor(&ours, &[131, 5]), &expected) < 1e-6);

@@ -1,12 +1,12 @@
 //! The relation encoder's training forward and its backward written out by hand, for fp32
 //! on the CPU: the same function as [`RelationEncoder::forward`], with every element-wise
 //! pass over the `[R, h]` edge tensors (`R = n S (S - 1)` edges) fused into one of
-//! [`super::kernels`].
+//! [`crate::model::kernels`].
 //!
 //! Autograd would run each ELU, BatchNorm, gather and sum as its own pass and keep each
 //! result; here the edge section of a step keeps four `[R, h]` tensors (the inputs of the
 //! two hidden products of `mlp2` and `mlp4` and the outputs of their last ELUs) and runs
-//! five element-wise passes forward and six backward. Two identities keep BatchNorm
+//! four element-wise passes forward and six backward. Two identities keep BatchNorm
 //! outputs off the edges: in training a BatchNorm is the per-channel affine map
 //! `e = a y + c` (`a = gamma / sigma`, `c = beta - a mu`), so `mlp4`'s edge block
 //! `e1 C^T` is computed as `y (C diag a)^T + C c`, the output layer likewise, and the
@@ -246,19 +246,21 @@ impl Saved {
         // per row, so the BatchNorm's sums come from gl^T y4 [K, h].
         let gl = logits_grad.reshape([rows, -1]).contiguous();
         let sum_gl = gl.sum_dim_intlist(0, false, Kind::Float);
+        // gl^T (y4 - mean) [K, h]; e2 = a (y4 - mean) + beta.
+        let mean4 = to_vec(&norm4.mean);
         let gl_y4 = from_f64(&kernels::low_rank_moments(
             shape,
             floats(&gl),
             floats(&self.y4),
+            &mean4,
         ))
         .view([-1, h]);
-        let out_weight_grad = &gl_y4 * norm4.scale.unsqueeze(0) + sum_gl.outer(&norm4.shift);
+        let beta4 = &norm4.shift + &norm4.scale * &norm4.mean;
+        let out_weight_grad = &gl_y4 * norm4.scale.unsqueeze(0) + sum_gl.outer(&beta4);
         let out_bias_grad = sum_gl.shallow_clone();
         let w_out = &weights.out_weight;
         let beta4_grad = sum_gl.unsqueeze(0).mm(w_out).squeeze_dim(0);
-        let gamma4_grad =
-            ((&gl_y4 - sum_gl.outer(&norm4.mean)) * w_out).sum_dim_intlist(0, false, Kind::Float)
-                * &norm4.inv_std;
+        let gamma4_grad = (&gl_y4 * w_out).sum_dim_intlist(0, false, Kind::Float) * &norm4.inv_std;
         let affine = norm4.backward_affine(&beta4_grad, &gamma4_grad, rows);
         let scaled_out = (w_out * norm4.scale.unsqueeze(0)).contiguous();
         let sums = kernels::affine_backward_low_rank(
@@ -309,7 +311,12 @@ impl Saved {
         let q = (incoming_grad / s as f64).contiguous();
 
         // mlp2's BatchNorm, with g = e1_grad + q broadcast over each receiver's edges.
-        let moments = kernels::moments_against(shape, floats(&e1_grad), floats(&self.y2));
+        let moments = kernels::moments_against(
+            shape,
+            floats(&e1_grad),
+            floats(&self.y2),
+            &to_vec(&norm2.mean),
+        );
         let (gamma_edges, beta_edges) =
             norm2.affine_grads(&from_f64(&moments.first), &from_f64(&moments.second));
         let sum_q = q.sum_dim_intlist(0, false, Kind::Float);
@@ -431,7 +438,12 @@ fn node_forward(mlp: &Mlp, w: &MlpWeights, x: &Tensor) -> (Tensor, NodeSaved) {
 fn node_backward(w: &MlpWeights, saved: &NodeSaved, mut out_grad: Tensor) -> (Tensor, MlpGrads) {
     let (rows, width) = (out_grad.size()[0], out_grad.size()[1] as usize);
     let norm = &saved.norm;
-    let moments = kernels::moments_against_rows(width, floats(&out_grad), floats(&saved.y));
+    let moments = kernels::moments_against_rows(
+        width,
+        floats(&out_grad),
+        floats(&saved.y),
+        &to_vec(&norm.mean),
+    );
     let (gamma, beta) = norm.affine_grads(&from_f64(&moments.first), &from_f64(&moments.second));
     let affine = norm.backward_affine(&beta, &gamma, rows);
     let sums =

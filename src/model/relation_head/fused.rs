@@ -139,7 +139,9 @@ impl Saved {
         };
         let pairs = anchor_index.len() as i64;
         let (scale, shift) = (to_vec(&self.stats.scale), to_vec(&self.stats.shift));
-        let sums = kernels::pair_backward_moments(rows, &scale, &shift, &self.weight2, floats(&d));
+        let mean = to_vec(&self.stats.mean);
+        let sums =
+            kernels::pair_backward_moments(rows, &scale, &shift, &self.weight2, &mean, floats(&d));
         let sums = from_f64(&sums).view([3, h]);
         let weight2_grad = sums.get(0).unsqueeze(0);
         let bias2_grad = d.sum(Kind::Float).unsqueeze(0);
