@@ -278,14 +278,16 @@ fn low_rank_moments_view(
     }
 }
 
-/// `out_(v,i,jj) = elu(sender_(v,j) + receiver_(v,i))`: the first ELU of an edge MLP whose
-/// first Linear was split into per-node terms. `sender`, `receiver` `[n, S, h]`, `out`
-/// `[n, S, S - 1, h]`.
+/// `out_(v,i,jj) = elu(sender_(v,j) + receiver_(v,i))`, or with `onto` set
+/// `out = elu(out + sender_(v,j) + receiver_(v,i))`: the first ELU of an edge MLP whose
+/// first Linear was split into per-node terms (and, with `onto`, a per-edge product
+/// already in `out`). `sender`, `receiver` `[n, S, h]`, `out` `[n, S, S - 1, h]`.
 pub(crate) fn elu_of_node_terms(
     shape: EdgeShape,
     sender: &[f32],
     receiver: &[f32],
     out: &mut [f32],
+    onto: bool,
 ) {
     check(shape, &[sender, receiver], &[out]);
     let (s, h) = (shape.slots, shape.width);
@@ -293,7 +295,7 @@ pub(crate) fn elu_of_node_terms(
         .zip(sender.par_chunks(shape.node_len()))
         .zip(receiver.par_chunks(shape.node_len()))
         .for_each(|((out, sender), receiver)| {
-            with_simd!(M => elu_of_node_terms_view::<M>(s, h, sender, receiver, out))
+            with_simd!(M => elu_of_node_terms_view::<M>(s, h, sender, receiver, out, onto))
         });
 }
 
@@ -304,48 +306,21 @@ fn elu_of_node_terms_view<M: Madd>(
     sender: &[f32],
     receiver: &[f32],
     out: &mut [f32],
+    onto: bool,
 ) {
     for (row, out) in out.chunks_exact_mut(h).enumerate() {
         let (i, j) = endpoints(row, s);
         let sender = &sender[j * h..(j + 1) * h];
         let receiver = &receiver[i * h..(i + 1) * h];
-        for ((o, a), b) in out.iter_mut().zip(sender).zip(receiver) {
-            *o = elu::<M>(a + b);
-        }
-    }
-}
-
-/// `x = elu(x + sender_(v,j) + receiver_(v,i))` in place over an edge tensor.
-pub(crate) fn elu_add_node_terms(
-    shape: EdgeShape,
-    x: &mut [f32],
-    sender: &[f32],
-    receiver: &[f32],
-) {
-    check(shape, &[sender, receiver], &[x]);
-    let (s, h) = (shape.slots, shape.width);
-    x.par_chunks_mut(shape.edge_len())
-        .zip(sender.par_chunks(shape.node_len()))
-        .zip(receiver.par_chunks(shape.node_len()))
-        .for_each(|((x, sender), receiver)| {
-            with_simd!(M => elu_add_node_terms_view::<M>(s, h, sender, receiver, x))
-        });
-}
-
-#[inline(always)]
-fn elu_add_node_terms_view<M: Madd>(
-    s: usize,
-    h: usize,
-    sender: &[f32],
-    receiver: &[f32],
-    x: &mut [f32],
-) {
-    for (row, x) in x.chunks_exact_mut(h).enumerate() {
-        let (i, j) = endpoints(row, s);
-        let sender = &sender[j * h..(j + 1) * h];
-        let receiver = &receiver[i * h..(i + 1) * h];
-        for ((x, a), b) in x.iter_mut().zip(sender).zip(receiver) {
-            *x = elu::<M>(*x + a + b);
+        let terms = sender.iter().zip(receiver);
+        if onto {
+            for (o, (a, b)) in out.iter_mut().zip(terms) {
+                *o = elu::<M>(*o + a + b);
+            }
+        } else {
+            for (o, (a, b)) in out.iter_mut().zip(terms) {
+                *o = elu::<M>(a + b);
+            }
         }
     }
 }
@@ -1081,14 +1056,14 @@ mod tests {
         let expected =
             (sender.index_select(1, &senders) + receiver.index_select(1, &receivers)).elu();
         let mut out = vec![0.0; edges.numel()];
-        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut out);
+        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut out, false);
         assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
 
         let expected =
             (&edges + sender.index_select(1, &senders) + receiver.index_select(1, &receivers))
                 .elu();
         let mut x = floats(&edges);
-        elu_add_node_terms(SHAPE, &mut x, &floats(&sender), &floats(&receiver));
+        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut x, true);
         assert!(relative(&tensor(&x, &expected.size()), &expected) < 1e-6);
     }
 

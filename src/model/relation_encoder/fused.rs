@@ -169,6 +169,7 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
         floats(&from_sender),
         floats(&at_receiver),
         floats_mut(&mut u2),
+        false,
     );
     let mut y2 = product(&u2, &w2.w2, Some(&w2.b2));
     let mut y2_receiver_sums = Tensor::empty([n * s, h], (Kind::Float, Device::Cpu));
@@ -190,11 +191,12 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
     let receiver_bias = &w4.b1 + edge4.mv(&norm2.shift);
     let at_receiver = product(&h2, &receiver4, Some(&receiver_bias));
     let mut u4 = product(&y2, &(&edge4 * norm2.scale.unsqueeze(0)), None);
-    kernels::elu_add_node_terms(
+    kernels::elu_of_node_terms(
         shape,
-        floats_mut(&mut u4),
         floats(&from_sender),
         floats(&at_receiver),
+        floats_mut(&mut u4),
+        true,
     );
     let mut y4 = product(&u4, &w4.w2, Some(&w4.b2));
     let sums = kernels::elu_with_moments(shape, floats_mut(&mut y4), None);
@@ -237,7 +239,6 @@ impl Saved {
         let shape = self.shape;
         let (s, h) = (shape.slots as i64, shape.width as i64);
         let rows = shape.rows() as i64;
-        let nodes = shape.views as i64 * s;
         let weights = &self.weights;
         let [w1, w2, w3, w4] = &weights.mlps;
         let (norm2, norm4) = (&self.norm2, &self.norm4);
@@ -277,16 +278,7 @@ impl Saved {
         drop(dv4);
 
         // mlp4's first ELU, then its first Linear's sender, receiver and edge blocks.
-        let mut sender4_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
-        let mut receiver4_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
-        kernels::elu_backward_to_nodes(
-            shape,
-            floats_mut(&mut du4),
-            floats(&self.u4),
-            true,
-            floats_mut(&mut sender4_grad),
-            floats_mut(&mut receiver4_grad),
-        );
+        let (sender4_grad, receiver4_grad) = node_term_grads(shape, &mut du4, &self.u4, true);
         drop(self.u4);
         let dpre4 = du4;
         let edge4 = w4.w1.narrow(1, 2 * h, h);
@@ -340,16 +332,7 @@ impl Saved {
         drop(dv2);
 
         // mlp2's first ELU and its first Linear's sender and receiver blocks.
-        let mut sender2_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
-        let mut receiver2_grad = Tensor::empty([nodes, h], (Kind::Float, Device::Cpu));
-        kernels::elu_backward_to_nodes(
-            shape,
-            floats_mut(&mut du2),
-            floats(&self.u2),
-            false,
-            floats_mut(&mut sender2_grad),
-            floats_mut(&mut receiver2_grad),
-        );
+        let (sender2_grad, receiver2_grad) = node_term_grads(shape, &mut du2, &self.u2, false);
         drop(du2);
         let b1_2_grad = receiver2_grad.sum_dim_intlist(0, false, Kind::Float);
         let w1_2_grad = Tensor::cat(
@@ -396,6 +379,24 @@ impl Saved {
             variables,
         }
     }
+}
+
+/// The gradients `[n S, h]` of the sender and receiver terms under `u = elu(pre)`, given
+/// `du` `[R, h]`; with `write`, `du` becomes `pre`'s gradient.
+fn node_term_grads(shape: EdgeShape, du: &mut Tensor, u: &Tensor, write: bool) -> (Tensor, Tensor) {
+    let nodes = (shape.views * shape.slots) as i64;
+    let options = (Kind::Float, Device::Cpu);
+    let mut sender = Tensor::empty([nodes, shape.width as i64], options);
+    let mut receiver = Tensor::empty([nodes, shape.width as i64], options);
+    kernels::elu_backward_to_nodes(
+        shape,
+        floats_mut(du),
+        floats(u),
+        write,
+        floats_mut(&mut sender),
+        floats_mut(&mut receiver),
+    );
+    (sender, receiver)
 }
 
 /// What a node MLP's backward needs: its input, both ELU outputs and the BatchNorm.
