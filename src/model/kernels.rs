@@ -18,8 +18,11 @@ use tch::{Device, Kind, Tensor};
 /// The numbers of a contiguous f32 CPU tensor.
 pub(crate) fn floats(t: &Tensor) -> &[f32] {
     assert_float_buffer(t);
-    // SAFETY: a contiguous f32 CPU tensor holds `numel` floats at `data_ptr`, alive while
-    // `t` is borrowed.
+    if t.numel() == 0 {
+        return &[];
+    }
+    // SAFETY: a non-empty contiguous f32 CPU tensor holds `numel` floats at `data_ptr`,
+    // alive while `t` is borrowed.
     unsafe { std::slice::from_raw_parts(t.data_ptr() as *const f32, t.numel()) }
 }
 
@@ -27,6 +30,9 @@ pub(crate) fn floats(t: &Tensor) -> &[f32] {
 /// alone (no other tensor viewing it is read meanwhile).
 pub(crate) fn floats_mut(t: &mut Tensor) -> &mut [f32] {
     assert_float_buffer(t);
+    if t.numel() == 0 {
+        return &mut [];
+    }
     // SAFETY: as in `floats`; `t` is borrowed mutably for the slice's life.
     unsafe { std::slice::from_raw_parts_mut(t.data_ptr() as *mut f32, t.numel()) }
 }
@@ -1235,5 +1241,19 @@ mod tests {
     #[should_panic(expected = "numbers for rows of 5")]
     fn row_passes_refuse_partial_rows() {
         elu_rows(5, &mut [0.0; 12]);
+    }
+
+    #[test]
+    fn empty_tensors_read_as_empty_slices() {
+        let mut t = Tensor::empty([0, 5], (Kind::Float, Device::Cpu));
+        assert!(super::floats(&t).is_empty());
+        assert!(super::floats_mut(&mut t).is_empty());
+        elu_rows(5, super::floats_mut(&mut t));
+    }
+
+    #[test]
+    #[should_panic(expected = "expected a contiguous f32 CPU tensor")]
+    fn other_tensors_are_refused() {
+        let _ = super::floats(&Tensor::zeros([3, 2], (Kind::Double, Device::Cpu)));
     }
 }

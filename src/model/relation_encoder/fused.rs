@@ -244,10 +244,10 @@ impl Saved {
         let (norm2, norm4) = (&self.norm2, &self.norm4);
 
         // Output layer and mlp4's BatchNorm: the logits' gradient gl [R, K] is of rank K
-        // per row, so the BatchNorm's sums come from gl^T y4 [K, h].
+        // per row, so the BatchNorm's sums come from gl^T (y4 - mean) [K, h], and
+        // e2 = a (y4 - mean) + beta.
         let gl = logits_grad.reshape([rows, -1]).contiguous();
         let sum_gl = gl.sum_dim_intlist(0, false, Kind::Float);
-        // gl^T (y4 - mean) [K, h]; e2 = a (y4 - mean) + beta.
         let mean4 = to_vec(&norm4.mean);
         let gl_y4 = from_f64(&kernels::low_rank_moments(
             shape,
