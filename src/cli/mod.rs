@@ -4,6 +4,7 @@ mod bench_cmd;
 mod data_cmd;
 mod embed_cmd;
 mod interpret_cmd;
+pub mod openmp;
 mod pretrain_cmd;
 mod probe_cmd;
 mod report_cmd;
@@ -65,6 +66,16 @@ pub fn init_logging(verbose: bool) {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+impl Cli {
+    /// Whether the command trains a network (pretraining, its benchmark, the table).
+    pub fn trains(&self) -> bool {
+        matches!(
+            self.command,
+            Command::Pretrain(_) | Command::Bench(_) | Command::Reproduce(_)
+        )
+    }
 }
 
 /// Runs the parsed command.
