@@ -631,6 +631,48 @@ mod tests {
         }
     }
 
+    /// With the relation encoder in bf16 only the relation head is written out by hand;
+    /// the encoder's variables still receive their gradients through autograd.
+    #[test]
+    fn fused_route_keeps_autograd_for_a_bf16_encoder() {
+        tch::set_num_threads(1);
+        let (vs, network, images, pairs) = crate::test_rng::seeded(44, || {
+            let vs = nn::VarStore::new(Device::Cpu);
+            let config = NetworkConfig {
+                precision: crate::model::Precision::Bf16,
+                ..Default::default()
+            };
+            let network = Network::new(&vs.root(), &config);
+            let images = Tensor::randn([12, 3, 32, 32], (Kind::Float, Device::Cpu));
+            (
+                vs,
+                network,
+                images,
+                Pairs::new(4, 3).unwrap().to_tensors(Device::Cpu),
+            )
+        });
+        let features = network.encoder.forward_t(&images, true);
+        let mut terms = evaluate_fused(
+            &network,
+            &features,
+            &pairs,
+            Objective::Xza,
+            Estimator::Nwj,
+            0.5,
+            true,
+        );
+        assert_eq!(terms.hand_written.len(), 1);
+        terms.backward();
+        for (name, variable) in vs.variables() {
+            if name.starts_with("relation_") && variable.requires_grad() && !name.ends_with("bias")
+            {
+                let grad = variable.grad();
+                assert!(grad.defined(), "{name}");
+                assert!(grad.abs().max().double_value(&[]) > 0.0, "{name}");
+            }
+        }
+    }
+
     #[test]
     fn intermediates_have_the_documented_shapes() {
         tch::set_num_threads(1);
