@@ -134,12 +134,7 @@ pub fn evaluate(
     tau: f64,
     train: bool,
 ) -> Terms {
-    let setting = Setting {
-        objective,
-        estimator,
-        tau,
-        train,
-    };
+    let setting = Setting::new(objective, estimator, tau, train);
     evaluate_with(network, features, pairs, setting, Route::Fast, None)
 }
 
@@ -157,12 +152,7 @@ pub fn evaluate_fused(
     tau: f64,
     train: bool,
 ) -> Terms {
-    let setting = Setting {
-        objective,
-        estimator,
-        tau,
-        train,
-    };
+    let setting = Setting::new(objective, estimator, tau, train);
     evaluate_with(network, features, pairs, setting, Route::Fused, None)
 }
 
@@ -179,12 +169,7 @@ pub fn evaluate_plain(
     tau: f64,
     train: bool,
 ) -> Terms {
-    let setting = Setting {
-        objective,
-        estimator,
-        tau,
-        train,
-    };
+    let setting = Setting::new(objective, estimator, tau, train);
     evaluate_with(network, features, pairs, setting, Route::Plain, None)
 }
 
@@ -195,6 +180,17 @@ struct Setting {
     estimator: Estimator,
     tau: f64,
     train: bool,
+}
+
+impl Setting {
+    fn new(objective: Objective, estimator: Estimator, tau: f64, train: bool) -> Self {
+        Self {
+            objective,
+            estimator,
+            tau,
+            train,
+        }
+    }
 }
 
 /// Which computation of the same function to run.
