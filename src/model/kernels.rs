@@ -753,7 +753,7 @@ fn check_rows(width: usize, slices: &[&[f32]]) {
     let len = slices[0].len();
     for s in slices {
         assert!(
-            s.len() == len && len % width == 0,
+            s.len() == len && len.is_multiple_of(width),
             "{} numbers for rows of {width}",
             s.len()
         );

@@ -39,7 +39,7 @@ enum Saved {
     /// The relation head's scores `[2P]` of the features `[N, 64]`.
     RelationHead(relation_head::fused::Saved),
     /// The relation encoder's logits `[N, E, K]` of the slots `[N, S, D]`.
-    RelationEncoder(relation_encoder::fused::Saved),
+    RelationEncoder(Box<relation_encoder::fused::Saved>),
 }
 
 impl Saved {
@@ -262,7 +262,8 @@ fn evaluate_with(
         };
         let logits = match (route, fused) {
             (_, Some((logits, saved))) => {
-                let (logits, part) = HandWritten::new(&z, logits, Saved::RelationEncoder(saved));
+                let (logits, part) =
+                    HandWritten::new(&z, logits, Saved::RelationEncoder(Box::new(saved)));
                 hand_written.push(part);
                 logits
             }
