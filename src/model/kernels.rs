@@ -5,9 +5,10 @@
 //! Edge tensors are `[n, S, S - 1, h]` row-major f32 (`R = n S (S - 1)` rows of `h`
 //! numbers): row `(v, i, jj)` is the edge of view `v` into receiver `i` from sender
 //! `j = jj` (`jj < i`) or `jj + 1` (`jj >= i`), the order of
-//! [`super::relation_encoder::edge_endpoints`]. Node tensors are `[n, S, h]`. The passes run in parallel over
-//! views on rayon's pool; per-channel sums are kept in f32 within a view and in f64 across
-//! views.
+//! [`super::relation_encoder::edge_endpoints`]. Node tensors are `[n, S, h]`; the relation
+//! head's pass rows are gathered from per-view tables ([`PairRows`]). The passes run in
+//! parallel over views (or blocks of rows) on rayon's pool; per-channel sums are kept in
+//! f32 within a view and in f64 across views, added in a fixed order.
 //!
 //! ELU (alpha 1) is `x` for `x > 0` and `exp(x) - 1` otherwise; its derivative, read off
 //! its result `y`, is 1 for `y > 0` and `y + 1` otherwise, as libtorch computes it.
