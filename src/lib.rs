@@ -22,5 +22,7 @@ pub mod objective;
 pub mod optim;
 pub mod report;
 #[cfg(test)]
+mod test_compare;
+#[cfg(test)]
 mod test_rng;
 pub mod train;

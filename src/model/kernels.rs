@@ -333,34 +333,24 @@ fn elu_of_node_terms_view<M: Madd>(
 }
 
 /// `x = elu(x)` in place over an edge tensor, returning the per-channel sums of the
-/// result and of its square (the BatchNorm statistics that follow), and, when
-/// `receiver_sums` `[n, S, h]` is given, writing there the sum of the result over each
-/// receiver's `S - 1` edges.
+/// result and of its square (the BatchNorm statistics that follow), and writing into
+/// `receiver_sums` `[n, S, h]` the sum of the result over each receiver's `S - 1` edges.
+/// (Without the receivers' sums, [`elu_rows_with_moments`] serves.)
 pub(crate) fn elu_with_moments(
     shape: EdgeShape,
     x: &mut [f32],
-    receiver_sums: Option<&mut [f32]>,
+    receiver_sums: &mut [f32],
 ) -> ChannelSums {
-    check(shape, &[], &[x]);
+    check(shape, &[], &[x, receiver_sums]);
     let (s, h) = (shape.slots, shape.width);
-    match receiver_sums {
-        Some(sums) => {
-            check(shape, &[], &[sums]);
-            let items = x
-                .par_chunks_mut(shape.edge_len())
-                .zip(sums.par_chunks_mut(shape.node_len()));
-            per_view_sums(
-                h,
-                items,
-                |(x, node), sum, square| with_simd!(M => elu_with_moments_view::<M>(s, h, x, Some(node), sum, square)),
-            )
-        }
-        None => per_view_sums(
-            h,
-            x.par_chunks_mut(shape.edge_len()),
-            |x, sum, square| with_simd!(M => elu_with_moments_view::<M>(s, h, x, None, sum, square)),
-        ),
-    }
+    let items = x
+        .par_chunks_mut(shape.edge_len())
+        .zip(receiver_sums.par_chunks_mut(shape.node_len()));
+    per_view_sums(
+        h,
+        items,
+        |(x, node), sum, square| with_simd!(M => elu_with_moments_view::<M>(s, h, x, node, sum, square)),
+    )
 }
 
 #[inline(always)]
@@ -368,47 +358,22 @@ fn elu_with_moments_view<M: Madd>(
     s: usize,
     h: usize,
     x: &mut [f32],
-    mut node: Option<&mut [f32]>,
+    node: &mut [f32],
     sum: &mut [f32],
     square: &mut [f32],
 ) {
-    for (i, receiver) in x.chunks_exact_mut((s - 1) * h).enumerate() {
-        for row in receiver.chunks_exact_mut(h) {
-            for ((x, sum), square) in row.iter_mut().zip(sum.iter_mut()).zip(square.iter_mut()) {
-                let y = elu::<M>(*x);
-                *x = y;
-                *sum += y;
-                *square += y * y;
-            }
-        }
-        if let Some(node) = node.as_deref_mut() {
-            let node = &mut node[i * h..(i + 1) * h];
-            node.fill(0.0);
-            for row in receiver.chunks_exact(h) {
-                for (n, y) in node.iter_mut().zip(row) {
-                    *n += y;
-                }
+    for (receiver, node) in x
+        .chunks_exact_mut((s - 1) * h)
+        .zip(node.chunks_exact_mut(h))
+    {
+        elu_rows_with_moments_block::<M>(h, receiver, sum, square);
+        node.fill(0.0);
+        for row in receiver.chunks_exact(h) {
+            for (n, y) in node.iter_mut().zip(row) {
+                *n += y;
             }
         }
     }
-}
-
-/// Per-channel sums of `g` and of `g * (y - center)` over two edge tensors.
-pub(crate) fn moments_against(
-    shape: EdgeShape,
-    g: &[f32],
-    y: &[f32],
-    center: &[f32],
-) -> ChannelSums {
-    check(shape, &[g, y], &[]);
-    let h = shape.width;
-    assert_eq!(center.len(), h, "center");
-    let items = g
-        .par_chunks(shape.edge_len())
-        .zip(y.par_chunks(shape.edge_len()));
-    per_view_sums(h, items, |(g, y), sum, product| {
-        with_simd!(moments_against_view(h, g, y, center, sum, product))
-    })
 }
 
 #[inline(always)]
@@ -1005,6 +970,7 @@ fn check(shape: EdgeShape, inputs: &[&[f32]], outputs: &[&[f32]]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_compare::relative;
 
     fn floats(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
@@ -1012,10 +978,6 @@ mod tests {
 
     fn tensor(v: &[f32], shape: &[i64]) -> Tensor {
         Tensor::from_slice(v).view(shape)
-    }
-
-    fn relative(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
     }
 
     const SHAPE: EdgeShape = EdgeShape {
@@ -1080,7 +1042,7 @@ mod tests {
         let y = edges.elu();
         let mut x = floats(&edges);
         let mut nodes = vec![7.0; SHAPE.views * SHAPE.slots * SHAPE.width];
-        let sums = elu_with_moments(SHAPE, &mut x, Some(&mut nodes));
+        let sums = elu_with_moments(SHAPE, &mut x, &mut nodes);
         assert!(relative(&tensor(&x, &y.size()), &y) < 1e-6);
         let flat = y.view([-1, SHAPE.width as i64]);
         let first = Tensor::from_slice(&sums.first);
@@ -1094,13 +1056,17 @@ mod tests {
         );
         let per_receiver = y.view([3, 4, 3, 5]).sum_dim_intlist(2, false, None);
         assert!(relative(&tensor(&nodes, &[3, 4, 5]), &per_receiver) < 1e-6);
+        // Without the receivers' sums: the row pass, the same moments.
         let mut again = floats(&edges);
-        let without = elu_with_moments(SHAPE, &mut again, None);
-        assert_eq!(without.first, sums.first);
+        let rows = elu_rows_with_moments(SHAPE.width, &mut again);
+        assert_eq!(again, x);
+        let rows_first = Tensor::from_slice(&rows.first);
+        assert!(relative(&rows_first, &first) < 1e-6);
 
+        // The BatchNorm backward's moments over an edge tensor, as rows.
         let g = y.randn_like();
         let center = [0.5f32, -0.25, 1.0, 0.0, 2.0];
-        let moments = moments_against(SHAPE, &floats(&g), &floats(&y), &center);
+        let moments = moments_against_rows(SHAPE.width, &floats(&g), &floats(&y), &center);
         let expected = (&g * (&y - Tensor::from_slice(&center)))
             .view([-1, 5])
             .sum_dim_intlist(0, false, Kind::Double);

@@ -325,11 +325,7 @@ impl RelationEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `|a - b| / |b|` in the Frobenius norm.
-    fn relative(a: &Tensor, b: &Tensor) -> f64 {
-        (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
-    }
+    use crate::test_compare::relative;
 
     #[test]
     fn edges_are_the_row_major_off_diagonal() {

@@ -88,6 +88,7 @@ impl RelationHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_compare::relative;
     use tch::{Device, Kind};
 
     #[test]
@@ -152,9 +153,6 @@ mod tests {
         let (ours, saved) = fused
             .forward_pairs_fused(&features, &anchor, &partner)
             .unwrap();
-        let relative = |a: &Tensor, b: &Tensor| {
-            (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-12)
-        };
         assert!(relative(&ours, &scores.detach()) < 1e-5);
         let grads = saved.backward(&probe);
         assert!(relative(&grads.input, &expected[0]) < 1e-4, "features");

@@ -176,7 +176,7 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
     let sums = kernels::elu_with_moments(
         shape,
         floats_mut(&mut y2),
-        Some(floats_mut(&mut y2_receiver_sums)),
+        floats_mut(&mut y2_receiver_sums),
     );
     let norm2 = Norm::from_sums(&sums, rows, &encoder.mlp2.bn);
 
@@ -199,7 +199,7 @@ fn forward_inner(encoder: &RelationEncoder, z: &Tensor) -> (Tensor, Saved) {
         true,
     );
     let mut y4 = product(&u4, &w4.w2, Some(&w4.b2));
-    let sums = kernels::elu_with_moments(shape, floats_mut(&mut y4), None);
+    let sums = kernels::elu_rows_with_moments(shape.width, floats_mut(&mut y4));
     let norm4 = Norm::from_sums(&sums, rows, &encoder.mlp4.bn);
 
     // The output layer on e2 = a y4 + c.
@@ -303,8 +303,8 @@ impl Saved {
         let q = (incoming_grad / s as f64).contiguous();
 
         // mlp2's BatchNorm, with g = e1_grad + q broadcast over each receiver's edges.
-        let moments = kernels::moments_against(
-            shape,
+        let moments = kernels::moments_against_rows(
+            shape.width,
             floats(&e1_grad),
             floats(&self.y2),
             &to_vec(&norm2.mean),
