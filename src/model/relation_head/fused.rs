@@ -26,6 +26,9 @@ pub struct Saved {
     features: Tensor,
     anchor: Tensor,
     partner: Tensor,
+    /// The same indices, read once in the forward for both passes' kernels.
+    anchor_index: Vec<i64>,
+    partner_index: Vec<i64>,
     /// Per-view terms of the first Linear, `[N, h]` each (the anchor's with the bias).
     anchor_terms: Tensor,
     partner_terms: Tensor,
@@ -112,6 +115,8 @@ pub(super) fn forward(
         features,
         anchor,
         partner,
+        anchor_index,
+        partner_index,
         anchor_terms,
         partner_terms,
         stats,
@@ -128,14 +133,14 @@ impl Saved {
     pub fn backward(self, scores_grad: &Tensor) -> Grads {
         let _guard = tch::no_grad_guard();
         let d = scores_grad.contiguous();
-        let (anchor_index, partner_index) = (indices(&self.anchor), indices(&self.partner));
+        let (anchor_index, partner_index) = (&self.anchor_index, &self.partner_index);
         let h = self.anchor_terms.size()[1];
         let rows = PairRows {
             width: h as usize,
             anchor_terms: floats(&self.anchor_terms),
             partner_terms: floats(&self.partner_terms),
-            anchor: &anchor_index,
-            partner: &partner_index,
+            anchor: anchor_index,
+            partner: partner_index,
         };
         let pairs = anchor_index.len() as i64;
         let (scale, shift) = (to_vec(&self.stats.scale), to_vec(&self.stats.shift));
