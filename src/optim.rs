@@ -164,7 +164,8 @@ impl Sgd {
     }
 }
 
-fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
+/// The variables of `vs` that require a gradient, with their names, in name order.
+pub(crate) fn trainable(vs: &VarStore) -> Vec<(String, Tensor)> {
     let mut named: Vec<(String, Tensor)> = vs
         .variables()
         .into_iter()

@@ -357,22 +357,12 @@ mod tests {
         estimator: Estimator,
         route: Route,
     ) -> (Vec<f64>, Vec<(String, Option<Tensor>)>) {
-        let mut variables: Vec<(String, Tensor)> =
-            s.vs.variables()
-                .into_iter()
-                .filter(|(_, v)| v.requires_grad())
-                .collect();
-        variables.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut variables = crate::optim::trainable(&s.vs);
         for (_, var) in variables.iter_mut() {
             var.zero_grad();
         }
         let features = s.network.encoder.forward_t(&s.images, true);
-        let setting = Setting {
-            objective,
-            estimator,
-            tau: 0.5,
-            train: true,
-        };
+        let setting = Setting::new(objective, estimator, 0.5, true);
         let uniform = Some(&s.uniform);
         let mut terms = evaluate_with(&s.network, &features, &s.pairs, setting, route, uniform);
         let fused = route == Route::Fused && kind_of(&features) == Kind::Float;
@@ -552,12 +542,7 @@ mod tests {
             let pairs = Pairs::new(16, 8).unwrap().to_tensors(Device::Cpu);
             (vs, network, images, pairs, Tensor::rand([128, 56, 2], opts))
         });
-        let setting = Setting {
-            objective: Objective::Xza,
-            estimator: Estimator::Nwj,
-            tau: 0.5,
-            train: true,
-        };
+        let setting = Setting::new(Objective::Xza, Estimator::Nwj, 0.5, true);
         let mut runs = Vec::new();
         for (route, kind) in [
             (Route::Fast, Kind::Float),
@@ -565,12 +550,7 @@ mod tests {
             (Route::Plain, Kind::Double),
         ] {
             vs.set_kind(kind);
-            let mut variables: Vec<(String, Tensor)> = vs
-                .variables()
-                .into_iter()
-                .filter(|(_, v)| v.requires_grad())
-                .collect();
-            variables.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut variables = crate::optim::trainable(&vs);
             for (_, v) in variables.iter_mut() {
                 v.zero_grad();
             }
