@@ -972,7 +972,8 @@ mod tests {
     use super::*;
     use crate::test_compare::relative;
 
-    fn floats(t: &Tensor) -> Vec<f32> {
+    /// A copy of `t`'s numbers through tch, independent of [`super::floats`].
+    fn to_vec(t: &Tensor) -> Vec<f32> {
         Vec::<f32>::try_from(t.contiguous().view([-1])).unwrap()
     }
 
@@ -1008,7 +1009,7 @@ mod tests {
             .map(|i| i as f32 * 5e-3)
             .chain([-1e-30, -1e-7, -90.0, -1e4])
             .collect();
-        let theirs = floats(&Tensor::from_slice(&xs).elu());
+        let theirs = to_vec(&Tensor::from_slice(&xs).elu());
         let fused: Vec<f32> = xs.iter().map(|&x| elu::<Fused>(x)).collect();
         let separate: Vec<f32> = xs.iter().map(|&x| elu::<Separate>(x)).collect();
         for ours in [fused, separate] {
@@ -1025,14 +1026,14 @@ mod tests {
         let expected =
             (sender.index_select(1, &senders) + receiver.index_select(1, &receivers)).elu();
         let mut out = vec![0.0; edges.numel()];
-        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut out, false);
+        elu_of_node_terms(SHAPE, &to_vec(&sender), &to_vec(&receiver), &mut out, false);
         assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
 
         let expected =
             (&edges + sender.index_select(1, &senders) + receiver.index_select(1, &receivers))
                 .elu();
-        let mut x = floats(&edges);
-        elu_of_node_terms(SHAPE, &floats(&sender), &floats(&receiver), &mut x, true);
+        let mut x = to_vec(&edges);
+        elu_of_node_terms(SHAPE, &to_vec(&sender), &to_vec(&receiver), &mut x, true);
         assert!(relative(&tensor(&x, &expected.size()), &expected) < 1e-6);
     }
 
@@ -1040,7 +1041,7 @@ mod tests {
     fn moments_and_receiver_sums_are_the_sums() {
         let (_, _, edges, _, _) = inputs(2);
         let y = edges.elu();
-        let mut x = floats(&edges);
+        let mut x = to_vec(&edges);
         let mut nodes = vec![7.0; SHAPE.views * SHAPE.slots * SHAPE.width];
         let sums = elu_with_moments(SHAPE, &mut x, &mut nodes);
         assert!(relative(&tensor(&x, &y.size()), &y) < 1e-6);
@@ -1057,7 +1058,7 @@ mod tests {
         let per_receiver = y.view([3, 4, 3, 5]).sum_dim_intlist(2, false, None);
         assert!(relative(&tensor(&nodes, &[3, 4, 5]), &per_receiver) < 1e-6);
         // Without the receivers' sums: the row pass, the same moments.
-        let mut again = floats(&edges);
+        let mut again = to_vec(&edges);
         let rows = elu_rows_with_moments(SHAPE.width, &mut again);
         assert_eq!(again, x);
         let rows_first = Tensor::from_slice(&rows.first);
@@ -1066,7 +1067,7 @@ mod tests {
         // The BatchNorm backward's moments over an edge tensor, as rows.
         let g = y.randn_like();
         let center = [0.5f32, -0.25, 1.0, 0.0, 2.0];
-        let moments = moments_against_rows(SHAPE.width, &floats(&g), &floats(&y), &center);
+        let moments = moments_against_rows(SHAPE.width, &to_vec(&g), &to_vec(&y), &center);
         let expected = (&g * (&y - Tensor::from_slice(&center)))
             .view([-1, 5])
             .sum_dim_intlist(0, false, Kind::Double);
@@ -1091,8 +1092,8 @@ mod tests {
             + row(&affine.beta)
             + &centred * row(&affine.gamma))
             * &slope;
-        let mut out = floats(&g);
-        let sums = affine_backward_broadcast(SHAPE, &mut out, &floats(&y), &floats(&q), &affine);
+        let mut out = to_vec(&g);
+        let sums = affine_backward_broadcast(SHAPE, &mut out, &to_vec(&y), &to_vec(&q), &affine);
         assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
         let total = expected
             .view([-1, 5])
@@ -1101,7 +1102,7 @@ mod tests {
 
         let gl = Tensor::randn([3, 12, 2], (Kind::Float, Device::Cpu));
         let w = Tensor::randn([2, 5], (Kind::Float, Device::Cpu));
-        let moments = low_rank_moments(SHAPE, &floats(&gl), &floats(&y), &affine.center);
+        let moments = low_rank_moments(SHAPE, &to_vec(&gl), &to_vec(&y), &affine.center);
         let expected = gl
             .view([-1, 2])
             .tr()
@@ -1109,8 +1110,8 @@ mod tests {
             .to_kind(Kind::Double);
         assert!(relative(&Tensor::from_slice(&moments).view([2, 5]), &expected) < 1e-6);
         let expected = (gl.matmul(&w) + row(&affine.beta) + &centred * row(&affine.gamma)) * &slope;
-        let mut out = floats(&y);
-        let sums = affine_backward_low_rank(SHAPE, &mut out, &floats(&gl), &floats(&w), &affine);
+        let mut out = to_vec(&y);
+        let sums = affine_backward_low_rank(SHAPE, &mut out, &to_vec(&gl), &to_vec(&w), &affine);
         assert!(relative(&tensor(&out, &expected.size()), &expected) < 1e-6);
         let total = expected
             .view([-1, 5])
@@ -1129,9 +1130,9 @@ mod tests {
             Tensor::run_backward(&[(&u * &du).sum(None)], &[&sender, &receiver], false, false);
         let u = u.detach();
         for write in [false, true] {
-            let mut d = floats(&du);
+            let mut d = to_vec(&du);
             let (mut s, mut r) = (vec![9.0; sender.numel()], vec![9.0; receiver.numel()]);
-            elu_backward_to_nodes(SHAPE, &mut d, &floats(&u), write, &mut s, &mut r);
+            elu_backward_to_nodes(SHAPE, &mut d, &to_vec(&u), write, &mut s, &mut r);
             assert!(relative(&tensor(&s, &[3, 4, 5]), &grads[0]) < 1e-6);
             assert!(relative(&tensor(&r, &[3, 4, 5]), &grads[1]) < 1e-6);
             let expected = if write {
@@ -1154,10 +1155,10 @@ mod tests {
             )
         });
         let y = x.elu();
-        let mut ours = floats(&x);
+        let mut ours = to_vec(&x);
         elu_rows(5, &mut ours);
         assert!(relative(&tensor(&ours, &[131, 5]), &y) < 1e-6);
-        let mut ours = floats(&x);
+        let mut ours = to_vec(&x);
         let sums = elu_rows_with_moments(5, &mut ours);
         assert!(relative(&tensor(&ours, &[131, 5]), &y) < 1e-6);
         let sum = y.sum_dim_intlist(0, false, Kind::Double);
@@ -1170,11 +1171,11 @@ mod tests {
             [0.1f32, 0.2, -0.3, 0.0, 1.0],
         );
         let mut out = vec![0.0; 131 * 5];
-        affine_rows(5, &floats(&y), &scale, &shift, &mut out);
+        affine_rows(5, &to_vec(&y), &scale, &shift, &mut out);
         let expected = &y * Tensor::from_slice(&scale) + Tensor::from_slice(&shift);
         assert!(relative(&tensor(&out, &[131, 5]), &expected) < 1e-6);
 
-        let moments = moments_against_rows(5, &floats(&g), &floats(&y), &shift);
+        let moments = moments_against_rows(5, &to_vec(&g), &to_vec(&y), &shift);
         let expected =
             (&g * (&y - Tensor::from_slice(&shift))).sum_dim_intlist(0, false, Kind::Double);
         assert!(relative(&Tensor::from_slice(&moments.second), &expected) < 1e-6);
@@ -1190,14 +1191,14 @@ mod tests {
         let centred = &y - row(&affine.center);
         let expected =
             (&g * row(&affine.alpha) + row(&affine.beta) + centred * row(&affine.gamma)) * &slope;
-        let mut ours = floats(&g);
-        let sums = affine_backward_rows(5, &mut ours, &floats(&y), &affine);
+        let mut ours = to_vec(&g);
+        let sums = affine_backward_rows(5, &mut ours, &to_vec(&y), &affine);
         assert!(relative(&tensor(&ours, &[131, 5]), &expected) < 1e-6);
         let total = expected.sum_dim_intlist(0, false, Kind::Double);
         assert!(relative(&Tensor::from_slice(&sums.first), &total) < 1e-5);
 
-        let mut ours = floats(&g);
-        let sums = elu_backward_rows(5, &mut ours, &floats(&y));
+        let mut ours = to_vec(&g);
+        let sums = elu_backward_rows(5, &mut ours, &to_vec(&y));
         let expected = &g * &slope;
         assert!(relative(&tensor(&ours, &[131, 5]), &expected) < 1e-6);
         let total = expected.sum_dim_intlist(0, false, Kind::Double);
